@@ -1,0 +1,64 @@
+# Thin wrapper around CMake. The two commands a new user needs:
+#   make demo   installs what is missing (apt), builds, trains on real data
+#   make test   installs what is missing, builds, runs every test (also under
+#               AddressSanitizer + UndefinedBehaviorSanitizer)
+# Others: make build, make install [PREFIX=...], make bench, make fuzz, make clean.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+# Debian packages the build, the tests, the demo and the benchmarks use.
+DEPS = build-essential cmake pkg-config libopenblas-serial-dev libopenblas-dev \
+       libcmocka-dev libjansson-dev zlib1g-dev dataset-fashion-mnist \
+       python3-numpy clang libclang-rt-14-dev
+BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
+
+.PHONY: all deps bench-deps build build-asan test test-release test-asan demo \
+        install bench fuzz clean
+
+all: build
+
+# Installs only what is missing, so a machine that has everything needs no
+# root and no network.
+deps:
+	@bash scripts/install-deps.sh $(DEPS)
+
+bench-deps:
+	@bash scripts/install-deps.sh $(BENCH_DEPS)
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDKM_SANITIZE=ON -DDKM_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+test: test-release test-asan
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+bench: build bench-deps
+	@bash bench/compare.sh $(BUILD)
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDKM_FUZZ=ON -DDKM_SANITIZE=ON -DDKM_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,21 @@
+/*
+ * source.h - internal helpers shared by every kind of source.
+ */
+#ifndef DKM_SOURCE_SOURCE_H
+#define DKM_SOURCE_SOURCE_H
+
+#include "internal.h"
+
+/* Converts count elements of dtype at src (any alignment, little-endian as
+ * stored on this machine) to float32 at out. F64 rounds to nearest. */
+void dkm__convert_to_f32(dkm_dtype dtype, const void *src, size_t count, float *out);
+
+/* IEEE binary16 -> float32, exact (every half is a float). */
+float dkm__half_to_float(uint16_t h);
+
+/* Fills the public fields of a freshly allocated source. */
+void dkm__source_init(dkm_source *src, const dkm_source_methods *methods, dkm_ctx *ctx,
+                      uint64_t rows, uint32_t dim, dkm_dtype dtype, dkm_format format,
+                      const char *name);
+
+#endif

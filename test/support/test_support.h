@@ -1,0 +1,52 @@
+/*
+ * test_support.h - what many tests need: a context whose allocator counts
+ * (and can fail) allocations, synthetic data, a scratch directory.
+ */
+#ifndef DKM_TEST_SUPPORT_H
+#define DKM_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "diskmeans.h"
+
+/* A counting allocator: tests check that every allocation was freed, and
+ * make the N-th allocation fail to prove that failure paths leak nothing. */
+typedef struct dkm_test_alloc {
+  long live;     /* allocations not yet freed */
+  long count;    /* allocations made */
+  long fail_at;  /* 1-based index of the allocation that fails; 0 = none */
+  long failures; /* allocations refused */
+} dkm_test_alloc;
+
+/* A context using a counting allocator (state is reset). */
+dkm_ctx *dkm_test_ctx(dkm_test_alloc *state);
+
+/* Deterministic test data (splitmix64-based, independent of the library). */
+uint64_t dkm_test_rand(uint64_t *state);
+double dkm_test_uniform(uint64_t *state); /* [0, 1) */
+double dkm_test_normal(uint64_t *state);  /* standard normal */
+
+/* rows x dim float32 rows drawn around `clusters` well separated centres
+ * (spread sigma); the caller frees with free(). labels may be NULL. */
+float *dkm_test_blobs(uint64_t rows, uint32_t dim, uint32_t clusters, double sigma, uint64_t seed,
+                      int32_t *labels);
+
+/* Scratch directory for this test run ($DKM_TEST_TMP or /tmp), and a fresh
+ * empty sub-directory under it named after `tag` (returned malloc'ed). */
+char *dkm_test_mkdtemp(const char *tag);
+/* Removes a directory tree made by dkm_test_mkdtemp. */
+void dkm_test_rmtree(const char *path);
+/* Number of entries (other than . and ..) in a directory; -1 if unreadable. */
+int dkm_test_count_entries(const char *path);
+
+/* Sum of squared distances of rows to their nearest centroid, in double,
+ * computed naively (an independent check of the library's objective). */
+double dkm_test_objective(const float *rows, uint64_t n, uint32_t dim, const float *centroids,
+                          uint32_t k, int32_t *labels);
+
+#endif
