@@ -11,10 +11,10 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 # Debian packages the build, the tests, the demo and the benchmarks use.
-DEPS = build-essential cmake pkg-config libopenblas-serial-dev libopenblas-dev \
-       libcmocka-dev libjansson-dev zlib1g-dev dataset-fashion-mnist \
-       python3-numpy clang libclang-rt-14-dev
+DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
+       libjansson-dev zlib1g-dev dataset-fashion-mnist python3-numpy
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
+FUZZ_DEPS = clang libclang-rt-14-dev
 
 .PHONY: all deps bench-deps build build-asan test test-release test-asan demo \
         install bench fuzz clean
@@ -57,6 +57,7 @@ bench: build bench-deps
 	@bash bench/compare.sh $(BUILD)
 
 fuzz: deps
+	@bash scripts/install-deps.sh $(FUZZ_DEPS)
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDKM_FUZZ=ON -DDKM_SANITIZE=ON -DDKM_BUILD_BENCH=OFF
 	cmake --build build-fuzz -j $(JOBS)
 
