@@ -1,0 +1,267 @@
+/*
+ * bench_util.c - see bench_util.h.
+ */
+#include "bench_util.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t bench_peak_rss_bytes(void) {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0)
+    return 0;
+  /* Linux reports ru_maxrss in KiB. */
+  return (uint64_t)usage.ru_maxrss * 1024u;
+}
+
+int bench_array_bytes(uint64_t rows, uint64_t cols, uint64_t elem, size_t *out) {
+  uint64_t n, b;
+  if (__builtin_mul_overflow(rows, cols, &n) || __builtin_mul_overflow(n, elem, &b) ||
+      b > (uint64_t)SIZE_MAX)
+    return 0;
+  *out = (size_t)b;
+  return 1;
+}
+
+/* xoshiro256** seeded through splitmix64, as its authors recommend: a fixed
+ * generator so that a seed names the same data everywhere (rand() does not). */
+typedef struct bench_rng {
+  uint64_t s[4];
+} bench_rng;
+
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(bench_rng *rng) {
+  uint64_t *s = rng->s;
+  uint64_t result = rotl(s[1] * 5, 7) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+/* Uniform in (0, 1]: never 0, so that log() below stays finite. */
+static double rng_uniform(bench_rng *rng) {
+  return ((double)(rng_next(rng) >> 11) + 1.0) * 0x1.0p-53;
+}
+
+void bench_fill_normal(float *out, size_t count, uint64_t seed) {
+  bench_rng rng;
+  uint64_t state = seed;
+  for (int i = 0; i < 4; i++)
+    rng.s[i] = splitmix64(&state);
+  size_t i = 0;
+  while (i < count) {
+    /* Box-Muller gives two independent normals per pair of uniforms. */
+    double r = sqrt(-2.0 * log(rng_uniform(&rng)));
+    double theta = 2.0 * M_PI * rng_uniform(&rng);
+    out[i++] = (float)(r * cos(theta));
+    if (i < count)
+      out[i++] = (float)(r * sin(theta));
+  }
+}
+
+int bench_write_npy_f32(const char *path, const float *data, uint64_t rows, uint64_t cols) {
+  size_t bytes;
+  if (!bench_array_bytes(rows, cols, sizeof(float), &bytes)) {
+    errno = EOVERFLOW;
+    return -1;
+  }
+  char header[128];
+  int len = snprintf(header, sizeof header,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %llu), }",
+                     (unsigned long long)rows, (unsigned long long)cols);
+  if (len < 0 || (size_t)len >= sizeof header - 16) {
+    errno = EOVERFLOW;
+    return -1;
+  }
+  /* The format pads the header with spaces and a newline so that the data
+   * starts at a multiple of 64 bytes (magic 6 + version 2 + length 2). */
+  size_t total = 10 + (size_t)len + 1;
+  size_t padded = (total + 63) / 64 * 64;
+  size_t header_len = padded - 10;
+  memset(header + len, ' ', header_len - (size_t)len - 1);
+  header[header_len - 1] = '\n';
+
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return -1;
+  unsigned char preamble[10] = {0x93,
+                                'N',
+                                'U',
+                                'M',
+                                'P',
+                                'Y',
+                                1,
+                                0,
+                                (unsigned char)(header_len & 0xff),
+                                (unsigned char)(header_len >> 8)};
+  int ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
+           fwrite(header, 1, header_len, f) == header_len &&
+           (bytes == 0 || fwrite(data, 1, bytes, f) == bytes);
+  int saved = errno;
+  if (fclose(f) != 0 && ok) {
+    ok = 0;
+    saved = errno;
+  }
+  if (!ok) {
+    remove(path);
+    errno = saved;
+    return -1;
+  }
+  return 0;
+}
+
+static int compare_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double bench_median(const double *values, size_t count) {
+  double *copy = malloc(count * sizeof *copy);
+  if (!copy)
+    return NAN;
+  memcpy(copy, values, count * sizeof *copy);
+  qsort(copy, count, sizeof *copy, compare_double);
+  double m = count % 2 ? copy[count / 2] : 0.5 * (copy[count / 2 - 1] + copy[count / 2]);
+  free(copy);
+  return m;
+}
+
+double bench_assign_flops(uint64_t rows, uint32_t dim, uint32_t k) {
+  return 2.0 * (double)rows * (double)k * (double)dim;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The sgemm ceiling                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct sgemm_job {
+  const bench_sgemm_config *config;
+  const float *x; /* first row of this thread's share */
+  const float *c;
+  uint64_t rows; /* rows in this thread's share */
+  int reps;
+  pthread_barrier_t *barrier;
+  float *out;
+} sgemm_job;
+
+static void sgemm_tile(const sgemm_job *job, const float *x, uint64_t rows) {
+  const bench_sgemm_config *cfg = job->config;
+  int m = (int)rows, k = (int)cfg->k, d = (int)cfg->dim;
+  if (cfg->transposed)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, m, d, 1.0f, job->c, d, x, d, 0.0f,
+                job->out, m);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d, 1.0f, x, d, job->c, d, 0.0f,
+                job->out, k);
+}
+
+static void *sgemm_worker(void *arg) {
+  sgemm_job *job = arg;
+  const bench_sgemm_config *cfg = job->config;
+  uint64_t tile = cfg->tile_rows ? cfg->tile_rows : job->rows;
+  /* One untimed tile first: OpenBLAS allocates its buffers on first use. */
+  if (job->rows > 0)
+    sgemm_tile(job, job->x, tile < job->rows ? tile : job->rows);
+  for (int r = 0; r < job->reps; r++) {
+    pthread_barrier_wait(job->barrier);
+    for (uint64_t first = 0; first < job->rows; first += tile) {
+      uint64_t count = job->rows - first < tile ? job->rows - first : tile;
+      sgemm_tile(job, job->x + first * cfg->dim, count);
+    }
+    pthread_barrier_wait(job->barrier);
+  }
+  return NULL;
+}
+
+int bench_sgemm_run(const bench_sgemm_config *config, const float *x, const float *c, int reps,
+                    double *seconds) {
+  uint32_t t_count = config->threads;
+  if (t_count == 0 || reps < 1 || config->rows == 0 || config->k == 0 || config->dim == 0 ||
+      config->k > INT32_MAX || config->dim > INT32_MAX)
+    return -1;
+  sgemm_job *jobs = calloc(t_count, sizeof *jobs);
+  pthread_t *ids = calloc(t_count, sizeof *ids);
+  pthread_barrier_t barrier;
+  int rc = -1, started = 0, barrier_ready = 0;
+  if (!jobs || !ids)
+    goto done;
+  if (pthread_barrier_init(&barrier, NULL, t_count + 1) != 0)
+    goto done;
+  barrier_ready = 1;
+  for (uint32_t t = 0; t < t_count; t++) {
+    uint64_t first = config->rows * t / t_count, last = config->rows * (t + 1) / t_count;
+    uint64_t tile = config->tile_rows ? config->tile_rows : last - first;
+    if (tile == 0)
+      tile = 1;
+    size_t out_bytes;
+    /* cblas takes int sizes. */
+    if (tile > INT32_MAX || !bench_array_bytes(tile, config->k, sizeof(float), &out_bytes))
+      goto done;
+    jobs[t] = (sgemm_job){config, x + first * config->dim, c, last - first, reps, &barrier, NULL};
+    jobs[t].out = aligned_alloc(64, (out_bytes + 63) / 64 * 64);
+    if (!jobs[t].out)
+      goto done;
+  }
+  for (uint32_t t = 0; t < t_count; t++) {
+    if (pthread_create(&ids[t], NULL, sgemm_worker, &jobs[t]) != 0)
+      break;
+    started++;
+  }
+  if ((uint32_t)started != t_count) {
+    /* The barrier counts every thread: without all of them it would never
+     * open, so the started ones are cancelled before they reach it. */
+    for (int t = 0; t < started; t++)
+      pthread_cancel(ids[t]);
+    for (int t = 0; t < started; t++)
+      pthread_join(ids[t], NULL);
+    started = 0;
+    goto done;
+  }
+  for (int r = 0; r < reps; r++) {
+    pthread_barrier_wait(&barrier);
+    double t0 = bench_now();
+    pthread_barrier_wait(&barrier);
+    seconds[r] = bench_now() - t0;
+  }
+  rc = 0;
+done:
+  for (int t = 0; t < started; t++)
+    pthread_join(ids[t], NULL);
+  if (barrier_ready)
+    pthread_barrier_destroy(&barrier);
+  if (jobs)
+    for (uint32_t t = 0; t < t_count; t++)
+      free(jobs[t].out);
+  free(jobs);
+  free(ids);
+  return rc;
+}
