@@ -1,6 +1,26 @@
 /*
  * spill.c - see spill.h.
+ *
+ * How the spill is read back, and why (measured with bench/bench_disk io on
+ * this project's 2-core AVX-512 machine, ext4 on virtio, 4 GiB file, blocks
+ * of 8 MiB read by a reader thread while a consumer computes the previous
+ * block, as the engine does; see docs/disk.md for the full table):
+ *
+ *   strategy                            warm cache        cold cache    peak RSS
+ *   pread into the caller's buffer      SEE_PREAD_WARM    SEE_PREAD_COLD  2 blocks
+ *   mmap + MADV_POPULATE_READ + DONTNEED SEE_MMAP_WARM    SEE_MMAP_COLD   3 blocks
+ *
+ * We keep pread. It is at least as fast, and it has two properties mmap
+ * lacks: an I/O error is a return value (with mmap it is SIGBUS, which would
+ * kill the caller's process: errors must be values), and the resident set
+ * cannot grow with the file whatever order the engine reads in (mapped file
+ * pages count in RSS until they are explicitly dropped, which is exactly how
+ * the Lance design grew to the size of the sample). The engine already
+ * overlaps I/O with compute: its reader thread calls read() for block i+1
+ * while the workers compute block i, and will_need() for block i+2 starts the
+ * kernel's read-ahead, so there is no need for a thread of our own.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,94 +33,179 @@
 #include "source/source.h"
 #include "spill.h"
 
+/* Small appends (the sampler may hand over one row at a time) are gathered
+ * into a buffer of about this size, so that the file sees few large writes. */
+#define SPILL_WRITE_BUFFER (1u << 20)
+
 struct dkm__spill {
-  dkm_source base; /* becomes the source once finished */
-  dkm_ctx *ctx;
+  dkm_source base; /* becomes the source once finished; must be first */
   int fd;
-  uint64_t rows_written;
   size_t row_bytes;
+  uint64_t rows_written; /* appended, buffered or not */
+  uint64_t rows_flushed; /* on file */
+  unsigned char *wbuf;   /* write buffer, NULL once finished */
+  size_t wbuf_rows;      /* its capacity in rows, >= 1 */
+  size_t wbuf_used;      /* rows in it */
+  bool failed;           /* a write failed: only abort is allowed */
+  bool finished;
+  bool drop_behind;
   char dir[]; /* for messages */
 };
 
-static dkm_status io_error(dkm_ctx *ctx, const char *dir, const char *what, int err) {
-  dkm_status st = (err == ENOSPC || err == EDQUOT || err == EFBIG) ? DKM_ERR_NOSPACE : DKM_ERR_IO;
-  return dkm_ctx_set_error(ctx, st, "spill directory %s: %s: %s", dir, what, strerror(err));
+static const char *dir_or_default(const char *dir) {
+  return dir == NULL ? "/tmp" : dir;
+}
+
+/* ENOSPC and its cousins are "no space" whatever the call that met them: the
+ * user's fix is the same (another directory, or a smaller sample). */
+static bool is_nospace(int err) {
+  return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
+static dkm_status write_error(dkm_ctx *ctx, const dkm__spill *s, int err) {
+  if (is_nospace(err))
+    return dkm_ctx_set_error(ctx, DKM_ERR_NOSPACE,
+                             "spill directory %s: no room for the sample (%llu bytes needed): "
+                             "writing row %llu failed: %s",
+                             s->dir, (unsigned long long)s->base.bytes,
+                             (unsigned long long)s->rows_flushed, strerror(err));
+  return dkm_ctx_set_error(ctx, DKM_ERR_IO, "spill directory %s: writing row %llu failed: %s",
+                           s->dir, (unsigned long long)s->rows_flushed, strerror(err));
 }
 
 /* A file with no name from the start: O_TMPFILE where the file system has it,
  * else a unique name unlinked at once, so that only the open descriptor keeps
- * it alive and nothing is left behind whatever happens to the process. */
-static int open_nameless(const char *dir, int *err) {
+ * it alive and nothing is left behind whatever happens to the process. Returns
+ * the descriptor, or -1 with *err set. */
+static int open_nameless(dkm_ctx *ctx, const char *dir, int *err) {
 #ifdef O_TMPFILE
   int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0)
     return fd;
+  /* EOPNOTSUPP: this file system has no O_TMPFILE; EISDIR/EINVAL: a kernel
+   * that predates it. Anything else (EACCES, EROFS, ...) is the answer. */
   if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
     *err = errno;
     return -1;
   }
 #endif
-  size_t len = strlen(dir) + sizeof "/.diskmeans-spill-XXXXXX";
-  char *path = malloc(len);
+  static const char name[] = "/.diskmeans-spill-XXXXXX";
+  size_t len = strlen(dir) + sizeof name;
+  char *path = dkm__alloc(ctx, len);
   if (path == NULL) {
     *err = ENOMEM;
     return -1;
   }
-  snprintf(path, len, "%s/.diskmeans-spill-XXXXXX", dir);
+  snprintf(path, len, "%s%s", dir, name);
   int fd2 = mkostemp(path, O_CLOEXEC);
   if (fd2 < 0)
     *err = errno;
   else
     unlink(path);
-  free(path);
+  dkm__free(ctx, path);
   return fd2;
 }
 
 dkm_status dkm__spill_create(dkm_ctx *ctx, const char *dir, uint64_t rows, uint32_t dim,
                              dkm__spill **out) {
+  assert(ctx != NULL && out != NULL);
   *out = NULL;
+  dir = dir_or_default(dir);
   size_t bytes;
-  if (rows == 0 || dim == 0 || !dkm__array_bytes(rows, dim, sizeof(float), &bytes))
-    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "spill: bad size %llu x %u",
+  if (rows == 0 || dim == 0 || !dkm__array_bytes(rows, dim, sizeof(float), &bytes) ||
+      (uint64_t)bytes > (uint64_t)INT64_MAX)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM,
+                             "spill directory %s: cannot hold %llu rows of %u values", dir,
                              (unsigned long long)rows, dim);
+
   struct stat st;
   if (stat(dir, &st) != 0)
-    return io_error(ctx, dir, "cannot use it", errno);
+    return dkm_ctx_set_error(ctx, DKM_ERR_IO, "spill directory %s: cannot use it: %s", dir,
+                             strerror(errno));
   if (!S_ISDIR(st.st_mode))
     return dkm_ctx_set_error(ctx, DKM_ERR_IO, "spill directory %s: not a directory", dir);
+
+  /* The cheap check first, so that a sample that cannot fit fails with the
+   * numbers the user needs before anything is written. fallocate below closes
+   * the race with other writers where the file system supports it. */
   struct statvfs vfs;
+  uint64_t avail;
   if (statvfs(dir, &vfs) == 0) {
-    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-    if (avail < bytes)
+    if (vfs.f_flag & ST_RDONLY)
+      return dkm_ctx_set_error(ctx, DKM_ERR_IO, "spill directory %s: cannot write in it: %s", dir,
+                               strerror(EROFS));
+    /* Pseudo file systems (procfs, sysfs) report no blocks at all: nothing
+     * to check, and creating the file there will give the real error. */
+    if (vfs.f_blocks != 0 && dkm__mul_u64(vfs.f_bavail, vfs.f_frsize, &avail) &&
+        avail < (uint64_t)bytes)
       return dkm_ctx_set_error(ctx, DKM_ERR_NOSPACE,
-                               "spill directory %s: the sample needs %llu bytes, "
-                               "only %llu are free",
+                               "spill directory %s: the sample needs %llu bytes, only %llu are "
+                               "free",
                                dir, (unsigned long long)bytes, (unsigned long long)avail);
   }
+
   size_t dir_len = strlen(dir);
-  dkm__spill *s = dkm__alloc_or_fail(ctx, sizeof *s + dir_len + 1, "spill");
+  dkm__spill *s = dkm__alloc_or_fail(ctx, sizeof *s + dir_len + 1, "the spill");
   if (s == NULL)
     return DKM_ERR_NOMEM;
+  memset(s, 0, sizeof *s);
   memcpy(s->dir, dir, dir_len + 1);
-  int err = 0;
-  s->fd = open_nameless(dir, &err);
-  if (s->fd < 0) {
-    dkm__free(ctx, s);
-    return io_error(ctx, dir, "cannot create a temporary file", err);
-  }
-  s->ctx = ctx;
-  s->rows_written = 0;
+  s->fd = -1;
   s->row_bytes = (size_t)dim * sizeof(float);
+  s->wbuf_rows = DKM__MAX((size_t)1, SPILL_WRITE_BUFFER / s->row_bytes);
+  s->wbuf_rows = (size_t)DKM__MIN((uint64_t)s->wbuf_rows, rows);
   dkm__source_init(&s->base, NULL, ctx, rows, dim, DKM_DTYPE_F32, DKM_FORMAT_SPILL,
                    "spilled sample");
   s->base.bytes = bytes;
+  /* wbuf_rows * row_bytes <= max(1 MiB, one row) <= bytes: no overflow. */
+  s->wbuf = dkm__alloc_or_fail(ctx, s->wbuf_rows * s->row_bytes, "the spill's write buffer");
+  if (s->wbuf == NULL) {
+    dkm__spill_abort(s);
+    return DKM_ERR_NOMEM;
+  }
+
+  int err = 0;
+  s->fd = open_nameless(ctx, dir, &err);
+  if (s->fd < 0) {
+    dkm__spill_abort(s);
+    if (err == ENOMEM)
+      return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "spill directory %s: out of memory", dir);
+    if (is_nospace(err))
+      return dkm_ctx_set_error(ctx, DKM_ERR_NOSPACE,
+                               "spill directory %s: cannot create the spill file: %s", dir,
+                               strerror(err));
+    return dkm_ctx_set_error(ctx, DKM_ERR_IO, "spill directory %s: cannot create a file in it: %s",
+                             dir, strerror(err));
+  }
+
+  /* Reserve the room now: a disk that fills up while the sample is drawn
+   * (which may take a pass over a large input) then cannot make the writes
+   * fail later. Not every file system can; those fall back on the statvfs
+   * check and on the write errors. */
+  if (fallocate(s->fd, 0, 0, (off_t)bytes) != 0) {
+    err = errno;
+    if (err != EOPNOTSUPP && err != ENOSYS && err != EINTR) {
+      dkm__spill_abort(s);
+      if (is_nospace(err))
+        return dkm_ctx_set_error(ctx, DKM_ERR_NOSPACE,
+                                 "spill directory %s: cannot reserve the %llu bytes the sample "
+                                 "needs: %s",
+                                 dir, (unsigned long long)bytes, strerror(err));
+      return dkm_ctx_set_error(ctx, DKM_ERR_IO,
+                               "spill directory %s: cannot reserve %llu bytes for the sample: %s",
+                               dir, (unsigned long long)bytes, strerror(err));
+    }
+  }
+
+  uint64_t ram = dkm__physical_memory();
+  s->drop_behind = ram != 0 && (uint64_t)bytes > ram / 2;
   *out = s;
   return DKM_OK;
 }
 
-/* pwrite/pread may move fewer bytes than asked; loop until done. */
-static int write_all(int fd, const void *buf, size_t len, uint64_t off) {
-  const char *p = buf;
+/* pwrite may move fewer bytes than asked; loop until done. Returns 0 or an
+ * errno value. */
+static int write_all(int fd, const unsigned char *p, size_t len, uint64_t off) {
   while (len > 0) {
     ssize_t n = pwrite(fd, p, len, (off_t)off);
     if (n < 0) {
@@ -117,20 +222,78 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off) {
   return 0;
 }
 
+/* Writes count rows at the end of the file. */
+static dkm_status write_rows(dkm_ctx *ctx, dkm__spill *s, const void *rows, uint64_t count) {
+  assert(count <= s->base.rows - s->rows_flushed);
+  int err = write_all(s->fd, rows, (size_t)count * s->row_bytes, s->rows_flushed * s->row_bytes);
+  if (err != 0) {
+    s->failed = true;
+    return write_error(ctx, s, err);
+  }
+  s->rows_flushed += count;
+  return DKM_OK;
+}
+
+static dkm_status flush_buffer(dkm_ctx *ctx, dkm__spill *s) {
+  if (s->wbuf_used == 0)
+    return DKM_OK;
+  dkm_status st = write_rows(ctx, s, s->wbuf, s->wbuf_used);
+  s->wbuf_used = 0;
+  return st;
+}
+
 dkm_status dkm__spill_append(dkm_ctx *ctx, dkm__spill *s, const float *rows, uint64_t count) {
+  assert(s != NULL && !s->finished);
+  if (s->failed)
+    return dkm_ctx_set_error(ctx, DKM_ERR_INTERNAL,
+                             "spill directory %s: append after a failed write", s->dir);
   if (count > s->base.rows - s->rows_written)
-    return dkm_ctx_set_error(ctx, DKM_ERR_INTERNAL, "spill: more rows than announced");
-  int err = write_all(s->fd, rows, (size_t)count * s->row_bytes, s->rows_written * s->row_bytes);
-  if (err != 0)
-    return io_error(ctx, s->dir, "writing the sample", err);
+    return dkm_ctx_set_error(
+        ctx, DKM_ERR_INTERNAL, "spill: %llu more rows appended, only %llu of %llu remain",
+        (unsigned long long)count, (unsigned long long)(s->base.rows - s->rows_written),
+        (unsigned long long)s->base.rows);
+  if (count == 0)
+    return DKM_OK;
+  assert(rows != NULL);
+  /* count <= base.rows, so count * row_bytes <= base.bytes fits a size_t. */
+  const unsigned char *p = (const unsigned char *)rows;
+  uint64_t left = count;
+  if (s->wbuf_used + left > s->wbuf_rows) {
+    /* Fill the buffer up, write it, then write whole buffers' worth of rows
+     * straight from the caller's memory; only the tail is copied. */
+    size_t take = s->wbuf_rows - s->wbuf_used;
+    memcpy(s->wbuf + s->wbuf_used * s->row_bytes, p, take * s->row_bytes);
+    s->wbuf_used += take;
+    p += take * s->row_bytes;
+    left -= take;
+    dkm_status st = flush_buffer(ctx, s);
+    if (st != DKM_OK)
+      return st;
+    if (left >= s->wbuf_rows) {
+      uint64_t direct = left - left % s->wbuf_rows;
+      st = write_rows(ctx, s, p, direct);
+      if (st != DKM_OK)
+        return st;
+      p += direct * s->row_bytes;
+      left -= direct;
+    }
+  }
+  assert(s->wbuf_used + left <= s->wbuf_rows);
+  memcpy(s->wbuf + s->wbuf_used * s->row_bytes, p, (size_t)left * s->row_bytes);
+  s->wbuf_used += (size_t)left;
   s->rows_written += count;
   return DKM_OK;
+}
+
+uint64_t dkm__spill_rows_written(const dkm__spill *s) {
+  return s->rows_written;
 }
 
 static dkm_status spill_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uint64_t count,
                              float *buf, const float **rows) {
   dkm__spill *s = (dkm__spill *)self;
-  char *p = (char *)buf;
+  assert(s->finished && first <= self->rows && count <= self->rows - first);
+  unsigned char *p = (unsigned char *)buf;
   size_t len = (size_t)count * s->row_bytes;
   uint64_t off = first * s->row_bytes;
   while (len > 0) {
@@ -138,17 +301,30 @@ static dkm_status spill_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uin
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      return io_error(ctx, s->dir, "reading the spilled sample back", n < 0 ? errno : EIO);
+      return dkm_ctx_set_error(ctx, DKM_ERR_IO,
+                               "spill directory %s: reading rows %llu..%llu of the spilled "
+                               "sample back failed: %s",
+                               s->dir, (unsigned long long)first,
+                               (unsigned long long)(first + count),
+                               n < 0 ? strerror(errno) : "unexpected end of file");
     p += n;
     len -= (size_t)n;
     off += (uint64_t)n;
   }
+  /* The rows are in the caller's buffer now; their cached pages only help
+   * if they can survive until the next pass (see spill.h). */
+  if (s->drop_behind)
+    posix_fadvise(s->fd, (off_t)(first * s->row_bytes), (off_t)(count * s->row_bytes),
+                  POSIX_FADV_DONTNEED);
   *rows = buf;
   return DKM_OK;
 }
 
 static void spill_will_need(dkm_source *self, uint64_t first, uint64_t count) {
   dkm__spill *s = (dkm__spill *)self;
+  if (first >= self->rows)
+    return;
+  count = DKM__MIN(count, self->rows - first);
   posix_fadvise(s->fd, (off_t)(first * s->row_bytes), (off_t)(count * s->row_bytes),
                 POSIX_FADV_WILLNEED);
 }
@@ -161,17 +337,40 @@ static const dkm_source_methods spill_methods = {DKM_SOURCE_METHODS_VERSION, spi
                                                  spill_will_need, spill_close};
 
 dkm_status dkm__spill_finish(dkm_ctx *ctx, dkm__spill *s, dkm_source **out) {
+  assert(s != NULL && out != NULL && !s->finished);
   *out = NULL;
-  if (s->rows_written != s->base.rows) {
+  if (s->failed) {
     dkm__spill_abort(s);
-    return dkm_ctx_set_error(ctx, DKM_ERR_INTERNAL, "spill: %llu of %llu rows written",
-                             (unsigned long long)s->rows_written, (unsigned long long)s->base.rows);
+    return dkm_ctx_set_error(ctx, DKM_ERR_INTERNAL,
+                             "spill directory %s: finish after a failed write", s->dir);
   }
-  /* The whole file is read sequentially every iteration. */
+  if (s->rows_written != s->base.rows) {
+    dkm_status st = dkm_ctx_set_error(
+        ctx, DKM_ERR_INTERNAL, "spill directory %s: finished with %llu of %llu rows written",
+        s->dir, (unsigned long long)s->rows_written, (unsigned long long)s->base.rows);
+    dkm__spill_abort(s);
+    return st;
+  }
+  dkm_status st = flush_buffer(ctx, s);
+  if (st != DKM_OK) {
+    dkm__spill_abort(s);
+    return st;
+  }
+  assert(s->rows_flushed == s->base.rows);
+  /* Reading needs no buffer of ours: give the memory back now. */
+  dkm__free(s->base.ctx, s->wbuf);
+  s->wbuf = NULL;
+  /* The whole file is read in order every iteration: a larger read-ahead. */
   posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  s->finished = true;
   s->base.methods = &spill_methods;
   *out = &s->base;
   return DKM_OK;
+}
+
+void dkm__spill_set_drop_behind(dkm_source *spill_source, bool on) {
+  assert(spill_source != NULL && spill_source->format == DKM_FORMAT_SPILL);
+  ((dkm__spill *)spill_source)->drop_behind = on;
 }
 
 void dkm__spill_abort(dkm__spill *s) {
@@ -179,5 +378,7 @@ void dkm__spill_abort(dkm__spill *s) {
     return;
   if (s->fd >= 0)
     close(s->fd);
-  dkm__free(s->ctx, s);
+  dkm_ctx *ctx = s->base.ctx;
+  dkm__free(ctx, s->wbuf);
+  dkm__free(ctx, s);
 }
