@@ -1,0 +1,369 @@
+/*
+ * file.c - dkm_source_open_file(): opening the file, detecting its format,
+ * and the source shared by every fixed-stride format (rows read with pread in
+ * bounded chunks and converted to float32).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/file.h"
+
+/* 64-bit offsets everywhere: files over 4 GiB are the point of streaming. */
+_Static_assert(sizeof(off_t) == 8, "off_t must be 64-bit");
+
+/* Staging buffer size for converted reads. Big enough that a pread costs
+ * little per byte, small enough not to matter next to the engine's blocks. */
+#define STAGE_BYTES (size_t)(1u << 20)
+
+void dkm_file_options_init(dkm_file_options *options) {
+  if (options == NULL)
+    return;
+  memset(options, 0, sizeof *options);
+  options->format = DKM_FORMAT_AUTO;
+  options->raw_dim = 0;
+  options->raw_dtype = DKM_DTYPE_F32;
+}
+
+dkm_status dkm__pread_full(dkm_ctx *ctx, int fd, const char *path, void *buf, size_t n,
+                           uint64_t offset) {
+  unsigned char *p = buf;
+  size_t done = 0;
+  while (done < n) {
+    /* Linux moves at most about 2 GiB per call; a large block takes a few. */
+    ssize_t got = pread(fd, p + done, n - done, (off_t)(offset + done));
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      char tmp[128];
+      return dkm__error(ctx, DKM_ERR_IO, "%s: read failed at byte %llu: %s", path,
+                        (unsigned long long)(offset + done), strerror_r(errno, tmp, sizeof tmp));
+    }
+    if (got == 0)
+      return dkm__error(ctx, DKM_ERR_IO,
+                        "%s: unexpected end of file at byte %llu (the file shrank after it was "
+                        "opened?)",
+                        path, (unsigned long long)(offset + done));
+    done += (size_t)got;
+  }
+  return DKM_OK;
+}
+
+void dkm__byteswap(void *data, size_t count, size_t elem_size) {
+  unsigned char *p = data;
+  switch (elem_size) {
+  case 2:
+    for (size_t i = 0; i < count; i++) {
+      uint16_t v;
+      memcpy(&v, p + 2 * i, 2);
+      v = __builtin_bswap16(v);
+      memcpy(p + 2 * i, &v, 2);
+    }
+    break;
+  case 4:
+    for (size_t i = 0; i < count; i++) {
+      uint32_t v;
+      memcpy(&v, p + 4 * i, 4);
+      v = __builtin_bswap32(v);
+      memcpy(p + 4 * i, &v, 4);
+    }
+    break;
+  case 8:
+    for (size_t i = 0; i < count; i++) {
+      uint64_t v;
+      memcpy(&v, p + 8 * i, 8);
+      v = __builtin_bswap64(v);
+      memcpy(p + 8 * i, &v, 8);
+    }
+    break;
+  default:
+    assert(elem_size == 1);
+    break;
+  }
+}
+
+bool dkm__layout_row_bytes(const dkm__layout *layout, uint64_t *row_bytes) {
+  uint64_t values_bytes, rb, total;
+  if (!dkm__mul_u64(layout->dim, dkm_dtype_size(layout->dtype), &values_bytes))
+    return false;
+  rb = values_bytes + layout->prefix;
+  if (!dkm__mul_u64(layout->rows, rb, &total) || total > UINT64_MAX - layout->data_offset)
+    return false;
+  *row_bytes = rb;
+  return true;
+}
+
+/* --- the fixed-stride source -------------------------------------------- */
+
+typedef struct strided_source {
+  dkm_source base;
+  int fd;
+  dkm__layout lay;
+  uint64_t row_bytes;   /* prefix + dim * elem */
+  unsigned char *stage; /* NULL when rows are read straight into the caller's
+                           buffer (little-endian f32 without a prefix) */
+  uint64_t stage_rows;
+  char name[]; /* the path, copied */
+} strided_source;
+
+/* Converts n rows staged in s->stage into out, checking fvecs/bvecs dims. */
+static dkm_status convert_staged(strided_source *s, dkm_ctx *ctx, uint64_t first, uint64_t n,
+                                 float *out) {
+  const dkm__layout *lay = &s->lay;
+  size_t elem = dkm_dtype_size(lay->dtype);
+  for (uint64_t r = 0; r < n; r++) {
+    unsigned char *row = s->stage + r * s->row_bytes;
+    if (lay->prefix != 0) {
+      /* The dim field is a signed int32; print it as one so that a corrupt
+       * row says "-1", not "4294967295". */
+      int32_t d = (int32_t)dkm__load_le32(row);
+      if (d < 0 || (uint32_t)d != lay->dim)
+        return dkm__error(ctx, DKM_ERR_FORMAT, "%s: row %llu has dimension %d, expected %u",
+                          s->name, (unsigned long long)(first + r), (int)d, lay->dim);
+    }
+    unsigned char *values = row + lay->prefix;
+    if (lay->big_endian)
+      dkm__byteswap(values, lay->dim, elem);
+    dkm__convert_to_f32(lay->dtype, values, lay->dim, out + r * lay->dim);
+  }
+  return DKM_OK;
+}
+
+static dkm_status strided_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uint64_t count,
+                               float *buf, const float **rows) {
+  strided_source *s = (strided_source *)self;
+  assert(first + count <= self->rows);
+  /* first + count <= rows and rows * row_bytes fits the file, so neither
+   * product below can overflow. */
+  uint64_t offset = s->lay.data_offset + first * s->row_bytes;
+  if (s->stage == NULL) {
+    dkm_status st =
+        dkm__pread_full(ctx, s->fd, s->name, buf, (size_t)(count * s->row_bytes), offset);
+    if (st != DKM_OK)
+      return st;
+  } else {
+    for (uint64_t done = 0; done < count;) {
+      uint64_t n = DKM__MIN(count - done, s->stage_rows);
+      dkm_status st = dkm__pread_full(ctx, s->fd, s->name, s->stage, (size_t)(n * s->row_bytes),
+                                      offset + done * s->row_bytes);
+      if (st == DKM_OK)
+        st = convert_staged(s, ctx, first + done, n, buf + done * self->dim);
+      if (st != DKM_OK)
+        return st;
+      done += n;
+    }
+  }
+  *rows = buf;
+  return DKM_OK;
+}
+
+static void strided_will_need(dkm_source *self, uint64_t first, uint64_t count) {
+  strided_source *s = (strided_source *)self;
+  if (first >= self->rows)
+    return;
+  count = DKM__MIN(count, self->rows - first);
+  /* Only a hint: a failure just means no read-ahead. */
+  (void)posix_fadvise(s->fd, (off_t)(s->lay.data_offset + first * s->row_bytes),
+                      (off_t)(count * s->row_bytes), POSIX_FADV_WILLNEED);
+}
+
+static void strided_close(dkm_source *self) {
+  strided_source *s = (strided_source *)self;
+  dkm_ctx *ctx = self->ctx;
+  close(s->fd);
+  dkm__free(ctx, s->stage);
+  dkm__free(ctx, s);
+}
+
+static const dkm_source_methods strided_methods = {DKM_SOURCE_METHODS_VERSION, strided_read,
+                                                   strided_will_need, strided_close};
+
+dkm_status dkm__strided_open(dkm_ctx *ctx, const dkm__file *f, const dkm__layout *layout,
+                             dkm_source **out) {
+  uint64_t row_bytes;
+  assert(layout->rows >= 1 && layout->dim >= 1 && layout->dim <= DKM__MAX_DIM);
+  if (!dkm__layout_row_bytes(layout, &row_bytes))
+    return dkm__error(ctx, DKM_ERR_FORMAT, "%s: %llu rows of %u values overflow", f->path,
+                      (unsigned long long)layout->rows, layout->dim);
+  size_t name_len = strlen(f->path) + 1;
+  strided_source *s = dkm__alloc_or_fail(ctx, sizeof *s + name_len, "file source");
+  if (s == NULL)
+    return DKM_ERR_NOMEM;
+  memcpy(s->name, f->path, name_len);
+  dkm__source_init(&s->base, &strided_methods, ctx, layout->rows, layout->dim, layout->dtype,
+                   layout->format, s->name);
+  s->base.bytes = f->size;
+  s->fd = f->fd;
+  s->lay = *layout;
+  s->row_bytes = row_bytes;
+  s->stage = NULL;
+  s->stage_rows = 0;
+  bool direct = layout->dtype == DKM_DTYPE_F32 && layout->prefix == 0 && !layout->big_endian;
+  if (!direct) {
+    /* At least one row, at most STAGE_BYTES unless one row is larger. The
+     * dim cap bounds a row to a few MiB. */
+    s->stage_rows = DKM__MAX(1, STAGE_BYTES / row_bytes);
+    s->stage_rows = DKM__MIN(s->stage_rows, layout->rows);
+    s->stage = dkm__alloc_or_fail(ctx, (size_t)(s->stage_rows * row_bytes), "file read buffer");
+    if (s->stage == NULL) {
+      dkm__free(ctx, s);
+      return DKM_ERR_NOMEM;
+    }
+  }
+  *out = &s->base;
+  return DKM_OK;
+}
+
+/* --- detection ------------------------------------------------------------ */
+
+/* The extension of path's last component, lowercase, without a trailing
+ * ".gz" (compression is told by magic bytes, the inner name tells the rest).
+ * Writes "" when there is none. */
+static void lower_name(const char *path, char *out, size_t cap) {
+  const char *base = strrchr(path, '/');
+  base = base != NULL ? base + 1 : path;
+  size_t n = 0;
+  for (; base[n] != '\0' && n + 1 < cap; n++) {
+    char c = base[n];
+    out[n] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+  }
+  out[n] = '\0';
+  if (n >= 3 && strcmp(out + n - 3, ".gz") == 0)
+    out[n - 3] = '\0';
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Format from the file name alone; DKM_FORMAT_AUTO when it tells nothing. */
+static dkm_format format_from_name(const char *path) {
+  char name[256];
+  lower_name(path, name, sizeof name);
+  if (ends_with(name, ".fvecs"))
+    return DKM_FORMAT_FVECS;
+  if (ends_with(name, ".bvecs"))
+    return DKM_FORMAT_BVECS;
+  if (ends_with(name, ".npy"))
+    return DKM_FORMAT_NPY;
+  /* MNIST names: train-images-idx3-ubyte, t10k-labels.idx1-ubyte, x.idx3 */
+  if (ends_with(name, "-ubyte") || strstr(name, ".idx") != NULL || strstr(name, "-idx") != NULL)
+    return DKM_FORMAT_IDX;
+  if (ends_with(name, ".raw") || ends_with(name, ".bin"))
+    return DKM_FORMAT_RAW;
+  return DKM_FORMAT_AUTO;
+}
+
+/* Magic bytes first (they cannot lie about npy, gzip or a self-consistent
+ * IDX header), then the name; fvecs/bvecs have no magic (their first bytes
+ * are a dimension) and raw files have no header, so only names tell them. */
+static dkm_format detect(const dkm__file *f, const unsigned char *head, size_t n,
+                         const dkm_file_options *opt) {
+  if (n >= 6 && memcmp(head, "\x93NUMPY", 6) == 0)
+    return DKM_FORMAT_NPY;
+  if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+    return DKM_FORMAT_IDX; /* only IDX may be compressed; idx.c says so */
+  if (dkm__idx_sniff(head, n, f->size))
+    return DKM_FORMAT_IDX;
+  dkm_format by_name = format_from_name(f->path);
+  if (by_name != DKM_FORMAT_AUTO)
+    return by_name;
+  /* A caller who gave a raw dimension means headerless rows. */
+  if (opt->raw_dim != 0)
+    return DKM_FORMAT_RAW;
+  return DKM_FORMAT_AUTO;
+}
+
+static dkm_status open_detected(dkm_ctx *ctx, const dkm__file *f, const dkm_file_options *opt,
+                                dkm_source **out) {
+  unsigned char head[64];
+  size_t n = (size_t)DKM__MIN((uint64_t)sizeof head, f->size);
+  dkm_status st = dkm__pread_full(ctx, f->fd, f->path, head, n, 0);
+  if (st != DKM_OK)
+    return st;
+  dkm_format format = opt->format;
+  if (format == DKM_FORMAT_AUTO) {
+    format = detect(f, head, n, opt);
+    if (format == DKM_FORMAT_AUTO)
+      return dkm__error(ctx, DKM_ERR_FORMAT,
+                        "%s: unknown format: no npy, gzip or IDX magic bytes and no known "
+                        "extension (.fvecs, .bvecs, .npy, .idx*, -ubyte, .raw, .bin); give the "
+                        "format explicitly",
+                        f->path);
+  }
+  switch (format) {
+  case DKM_FORMAT_NPY:
+    return dkm__open_npy(ctx, f, out);
+  case DKM_FORMAT_FVECS:
+  case DKM_FORMAT_BVECS:
+    return dkm__open_vecs(ctx, f, format, out);
+  case DKM_FORMAT_IDX:
+    return dkm__open_idx(ctx, f, out);
+  case DKM_FORMAT_RAW:
+    return dkm__open_raw(ctx, f, opt->raw_dim, opt->raw_dtype, out);
+  default:
+    return dkm__error(ctx, DKM_ERR_PARAM, "%s: format %d cannot be opened as a file", f->path,
+                      (int)format);
+  }
+}
+
+dkm_status dkm_source_open_file(dkm_ctx *ctx, const char *path, const dkm_file_options *options,
+                                dkm_source **out) {
+  dkm_ctx_clear_error(ctx);
+  if (out == NULL)
+    return dkm__error(ctx, DKM_ERR_PARAM, "open file: out is NULL");
+  *out = NULL;
+  if (path == NULL)
+    return dkm__error(ctx, DKM_ERR_PARAM, "open file: path is NULL");
+  dkm_file_options opt;
+  dkm_file_options_init(&opt);
+  if (options != NULL)
+    opt = *options;
+  if ((unsigned)opt.format > DKM_FORMAT_RAW)
+    return dkm__error(ctx, DKM_ERR_PARAM, "%s: format %d is not a file format", path,
+                      (int)opt.format);
+  if (path[0] == '\0')
+    return dkm__error(ctx, DKM_ERR_IO, "(empty path): %s", strerror(ENOENT));
+
+  int fd;
+  do
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  char tmp[128];
+  if (fd < 0)
+    return dkm__error(ctx, DKM_ERR_IO, "%s: %s", path, strerror_r(errno, tmp, sizeof tmp));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) {
+    dkm__error(ctx, DKM_ERR_IO, "%s: %s", path, strerror_r(errno, tmp, sizeof tmp));
+    close(fd);
+    return DKM_ERR_IO;
+  }
+  if (S_ISDIR(sb.st_mode)) {
+    close(fd);
+    return dkm__error(ctx, DKM_ERR_IO, "%s: %s", path, strerror(EISDIR));
+  }
+  /* Rows are read at offsets, so pipes and terminals cannot be sources. */
+  if (!S_ISREG(sb.st_mode) && !S_ISBLK(sb.st_mode)) {
+    close(fd);
+    return dkm__error(ctx, DKM_ERR_IO, "%s: not a regular file (rows are read at offsets)", path);
+  }
+  dkm__file f = {fd, (uint64_t)sb.st_size, path};
+  if (S_ISBLK(sb.st_mode)) {
+    off_t end = lseek(fd, 0, SEEK_END);
+    f.size = end > 0 ? (uint64_t)end : 0;
+  }
+  if (f.size == 0) {
+    close(fd);
+    return dkm__error(ctx, DKM_ERR_FORMAT, "%s: empty file", path);
+  }
+  dkm_status st = open_detected(ctx, &f, &opt, out);
+  if (st != DKM_OK) {
+    close(fd);
+    *out = NULL;
+  }
+  return st;
+}
