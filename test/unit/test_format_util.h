@@ -17,7 +17,7 @@
 
 #define DKM_TEST_MIN(a, b) ((a) < (b) ? (a) : (b))
 
-static char *tf_path(const char *dir, const char *name) {
+static inline char *tf_path(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
   char *p = malloc(n);
   assert_non_null(p);
@@ -26,7 +26,7 @@ static char *tf_path(const char *dir, const char *name) {
 }
 
 /* Writes the concatenation of two byte ranges (header, data) to path. */
-static void tf_write2(const char *path, const void *a, size_t na, const void *b, size_t nb) {
+static inline void tf_write2(const char *path, const void *a, size_t na, const void *b, size_t nb) {
   FILE *f = fopen(path, "wb");
   assert_non_null(f);
   if (na > 0)
@@ -36,14 +36,14 @@ static void tf_write2(const char *path, const void *a, size_t na, const void *b,
   assert_int_equal(fclose(f), 0);
 }
 
-static void tf_write(const char *path, const void *data, size_t n) {
+static inline void tf_write(const char *path, const void *data, size_t n) {
   tf_write2(path, data, n, NULL, 0);
 }
 
 /* Opens path, expecting success; checks the shape and the informational
  * fields. */
-static dkm_source *tf_open(dkm_ctx *ctx, const char *path, dkm_format force, uint64_t rows,
-                           uint32_t dim, dkm_dtype dtype, dkm_format format) {
+static inline dkm_source *tf_open(dkm_ctx *ctx, const char *path, dkm_format force, uint64_t rows,
+                                  uint32_t dim, dkm_dtype dtype, dkm_format format) {
   dkm_file_options opt;
   dkm_file_options_init(&opt);
   opt.format = force;
@@ -63,7 +63,7 @@ static dkm_source *tf_open(dkm_ctx *ctx, const char *path, dkm_format force, uin
 
 /* Reads every row in blocks of `block` rows (the last one shorter) into a
  * malloc'ed array. */
-static float *tf_read_all(dkm_ctx *ctx, dkm_source *src, uint64_t block) {
+static inline float *tf_read_all(dkm_ctx *ctx, dkm_source *src, uint64_t block) {
   size_t n = (size_t)(src->rows * src->dim);
   float *all = malloc(n * sizeof(float) + 1);
   float *buf = malloc((size_t)(block * src->dim) * sizeof(float));
@@ -85,7 +85,7 @@ static float *tf_read_all(dkm_ctx *ctx, dkm_source *src, uint64_t block) {
 
 /* Values must be bitwise equal (NaN payloads included: the format layer
  * delivers values as they are). */
-static void tf_assert_same(const float *got, const float *want, size_t n) {
+static inline void tf_assert_same(const float *got, const float *want, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
       fail_msg("value %zu: got %.9g, want %.9g", i, (double)got[i], (double)want[i]);
@@ -95,8 +95,8 @@ static void tf_assert_same(const float *got, const float *want, size_t n) {
 /* Opens (forced format or auto) and checks that it fails with status, that
  * the message starts with the path and contains `word`, and that *out stays
  * NULL. */
-static void tf_expect_error(dkm_ctx *ctx, const char *path, const dkm_file_options *opt,
-                            dkm_status status, const char *word) {
+static inline void tf_expect_error(dkm_ctx *ctx, const char *path, const dkm_file_options *opt,
+                                   dkm_status status, const char *word) {
   dkm_source *src = (dkm_source *)(uintptr_t)1;
   dkm_status st = dkm_source_open_file(ctx, path, opt, &src);
   const char *msg = dkm_ctx_errmsg(ctx);
@@ -108,8 +108,8 @@ static void tf_expect_error(dkm_ctx *ctx, const char *path, const dkm_file_optio
     fail_msg("%s: message '%s' should start with the path and contain '%s'", path, msg, word);
 }
 
-static void tf_expect_error_as(dkm_ctx *ctx, const char *path, dkm_format format, dkm_status status,
-                               const char *word) {
+static inline void tf_expect_error_as(dkm_ctx *ctx, const char *path, dkm_format format,
+                                      dkm_status status, const char *word) {
   dkm_file_options opt;
   dkm_file_options_init(&opt);
   opt.format = format;
@@ -120,7 +120,7 @@ static void tf_expect_error_as(dkm_ctx *ctx, const char *path, dkm_format format
  * until a run needs no failure. Every run must fail cleanly with
  * DKM_ERR_NOMEM (or succeed when the failed allocation was not needed) and
  * leave no allocation alive. */
-static void tf_alloc_sweep(const char *path, const dkm_file_options *opt) {
+static inline void tf_alloc_sweep(const char *path, const dkm_file_options *opt) {
   for (long fail_at = 1;; fail_at++) {
     dkm_test_alloc state = {0};
     state.fail_at = fail_at;
@@ -158,7 +158,7 @@ static void tf_alloc_sweep(const char *path, const dkm_file_options *opt) {
 /* Builds a .npy file image: preamble, the dict padded with spaces and a
  * newline to a multiple of 64 bytes (as numpy writes it), then nothing else.
  * Returns the header size. */
-static size_t tf_npy_header(unsigned char *out, size_t cap, int major, const char *dict) {
+static inline size_t tf_npy_header(unsigned char *out, size_t cap, int major, const char *dict) {
   size_t pre = major == 1 ? 10 : 12;
   size_t len = strlen(dict) + 1;
   size_t total = (pre + len + 63) / 64 * 64;
