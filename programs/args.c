@@ -1,0 +1,291 @@
+/*
+ * args.c - the option scanner and strict parsing of numbers and sizes.
+ *
+ * Numbers are parsed strictly: "-k 12abc", "-k -3", "-k ''" and values out
+ * of range are usage errors naming the option, never silently truncated.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_scan_init(cli_scanner *s, const char *cmd, int argc, char **argv) {
+  memset(s, 0, sizeof *s);
+  s->argc = argc;
+  s->argv = argv;
+  s->index = 1; /* argv[0] is the subcommand's name */
+  s->cmd = cmd;
+  s->name = "";
+}
+
+static const cli_option *find_long(const cli_option *options, const char *name, size_t len) {
+  for (const cli_option *o = options; o->id != 0; o++) {
+    if (o->long_name != NULL && strlen(o->long_name) == len &&
+        strncmp(o->long_name, name, len) == 0) {
+      return o;
+    }
+  }
+  return NULL;
+}
+
+static const cli_option *find_short(const cli_option *options, char c) {
+  for (const cli_option *o = options; o->id != 0; o++) {
+    if (o->short_name == c) {
+      return o;
+    }
+  }
+  return NULL;
+}
+
+int cli_scan_next(cli_scanner *s, const cli_option *options, const char **value) {
+  *value = NULL;
+  if (s->index >= s->argc) {
+    return CLI_SCAN_END;
+  }
+  char *arg = s->argv[s->index++];
+  /* "-" alone is a positional argument (conventionally stdin); we have no
+   * use for it but it is not an option either. */
+  if (s->only_args || arg[0] != '-' || arg[1] == '\0') {
+    *value = arg;
+    return CLI_SCAN_ARG;
+  }
+  if (strcmp(arg, "--") == 0) {
+    s->only_args = 1;
+    return cli_scan_next(s, options, value);
+  }
+
+  const cli_option *o;
+  const char *inline_value = NULL;
+  if (arg[1] == '-') {
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    o = find_long(options, name, len);
+    snprintf(s->name_buf, sizeof s->name_buf, "--%.*s", (int)(len < 40 ? len : 40), name);
+    s->name = s->name_buf;
+    if (o == NULL) {
+      cli_usage_error(s->cmd, "unknown option '%s'", s->name);
+      return CLI_SCAN_ERROR;
+    }
+    if (eq != NULL) {
+      if (!o->has_value) {
+        cli_usage_error(s->cmd, "option '%s' takes no value", s->name);
+        return CLI_SCAN_ERROR;
+      }
+      inline_value = eq + 1;
+    }
+  } else {
+    o = find_short(options, arg[1]);
+    snprintf(s->name_buf, sizeof s->name_buf, "-%c", arg[1]);
+    s->name = s->name_buf;
+    if (o == NULL) {
+      cli_usage_error(s->cmd, "unknown option '%s'", s->name);
+      return CLI_SCAN_ERROR;
+    }
+    if (arg[2] != '\0') {
+      if (!o->has_value) {
+        cli_usage_error(s->cmd, "unknown option '%s'", arg);
+        return CLI_SCAN_ERROR;
+      }
+      inline_value = arg + 2;
+    }
+  }
+
+  if (o->has_value) {
+    if (inline_value == NULL) {
+      if (s->index >= s->argc) {
+        cli_usage_error(s->cmd, "option '%s' needs a value", s->name);
+        return CLI_SCAN_ERROR;
+      }
+      inline_value = s->argv[s->index++];
+    }
+    *value = inline_value;
+  }
+  return o->id;
+}
+
+int cli_parse_u64(const cli_scanner *s, const char *text, uint64_t min, uint64_t max,
+                  uint64_t *out) {
+  /* strtoull accepts leading spaces and a minus sign (wrapping around);
+   * neither is a number here. */
+  if (text == NULL || !isdigit((unsigned char)text[0])) {
+    cli_usage_error(s->cmd, "%s: '%s' is not a non-negative integer", s->name, text);
+    return -1;
+  }
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (*end != '\0') {
+    cli_usage_error(s->cmd, "%s: '%s' is not a non-negative integer", s->name, text);
+    return -1;
+  }
+  if (errno == ERANGE || v > max) {
+    cli_usage_error(s->cmd, "%s: %s is too large (at most %llu)", s->name, text,
+                    (unsigned long long)max);
+    return -1;
+  }
+  if (v < min) {
+    cli_usage_error(s->cmd, "%s must be at least %llu, not %s", s->name, (unsigned long long)min,
+                    text);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int cli_parse_u32(const cli_scanner *s, const char *text, uint32_t min, uint32_t *out) {
+  uint64_t v;
+  if (cli_parse_u64(s, text, min, UINT32_MAX, &v) != 0) {
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+int cli_parse_double(const cli_scanner *s, const char *text, double min, double *out) {
+  errno = 0;
+  char *end;
+  double v = text[0] != '\0' && !isspace((unsigned char)text[0]) ? strtod(text, &end) : 0;
+  if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0' || errno == ERANGE ||
+      !isfinite(v)) {
+    cli_usage_error(s->cmd, "%s: '%s' is not a finite number", s->name, text);
+    return -1;
+  }
+  if (v < min) {
+    cli_usage_error(s->cmd, "%s must be at least %g, not %s", s->name, min, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out) {
+  if (!isdigit((unsigned char)text[0])) {
+    cli_usage_error(s->cmd, "%s: '%s' is not a size (e.g. 512M, 4G)", s->name, text);
+    return -1;
+  }
+  errno = 0;
+  char *end;
+  double v = strtod(text, &end);
+  double scale = 1;
+  switch (toupper((unsigned char)*end)) {
+  case 'K':
+    scale = 1024.0;
+    end++;
+    break;
+  case 'M':
+    scale = 1024.0 * 1024;
+    end++;
+    break;
+  case 'G':
+    scale = 1024.0 * 1024 * 1024;
+    end++;
+    break;
+  case 'T':
+    scale = 1024.0 * 1024 * 1024 * 1024;
+    end++;
+    break;
+  default:
+    break;
+  }
+  if (scale > 1 && (end[0] == 'i' || end[0] == 'I') && (end[1] == 'B' || end[1] == 'b')) {
+    end += 2;
+  } else if (end[0] == 'B' || end[0] == 'b') {
+    end++;
+  }
+  if (*end != '\0' || errno == ERANGE || !isfinite(v)) {
+    cli_usage_error(s->cmd, "%s: '%s' is not a size (e.g. 512M, 4G)", s->name, text);
+    return -1;
+  }
+  double bytes = v * scale;
+  /* 2^64 is exactly representable; anything at or above it does not fit. */
+  if (bytes >= 18446744073709551616.0) {
+    cli_usage_error(s->cmd, "%s: %s is too large", s->name, text);
+    return -1;
+  }
+  *out = (uint64_t)bytes;
+  return 0;
+}
+
+int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out) {
+  dkm_file_options_init(out);
+  if (in->format != NULL && dkm_format_parse(in->format, &out->format) != 0) {
+    cli_usage_error(cmd, "--format: unknown format '%s' (auto, fvecs, bvecs, npy, idx, raw)",
+                    in->format);
+    return -1;
+  }
+  /* --dim describes headerless rows, so it implies --format raw. */
+  if (in->format == NULL && in->dim != NULL) {
+    out->format = DKM_FORMAT_RAW;
+  }
+  if (out->format == DKM_FORMAT_RAW) {
+    if (in->dim == NULL) {
+      cli_usage_error(cmd, "--format raw needs --dim");
+      return -1;
+    }
+    cli_scanner s;
+    cli_scan_init(&s, cmd, 0, NULL);
+    s.name = "--dim";
+    if (cli_parse_u32(&s, in->dim, 1, &out->raw_dim) != 0) {
+      return -1;
+    }
+    if (in->dtype != NULL && dkm_dtype_parse(in->dtype, &out->raw_dtype) != 0) {
+      cli_usage_error(cmd, "--dtype: unknown type '%s' (f32, f16, f64, u8, i8)", in->dtype);
+      return -1;
+    }
+  } else if (in->dim != NULL || in->dtype != NULL) {
+    cli_usage_error(cmd, "--dim and --dtype describe raw files; they do not go with --format %s",
+                    in->format);
+    return -1;
+  }
+  return 0;
+}
+
+const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = (double)bytes;
+  int u = 0;
+  while (v >= 1024.0 && u < 6) {
+    v /= 1024.0;
+    u++;
+  }
+  if (u == 0) {
+    snprintf(buf, size, "%llu B", (unsigned long long)bytes);
+  } else {
+    snprintf(buf, size, "%.1f %s", v, units[u]);
+  }
+  return buf;
+}
+
+int cli_parse_metric(const cli_scanner *s, const char *text, dkm_metric *out) {
+  for (int m = DKM_METRIC_L2; m <= DKM_METRIC_IP; m++) {
+    if (strcmp(text, dkm_metric_name((dkm_metric)m)) == 0) {
+      *out = (dkm_metric)m;
+      return 0;
+    }
+  }
+  cli_usage_error(s->cmd, "%s: unknown metric '%s' (l2, cosine, ip)", s->name, text);
+  return -1;
+}
+
+int cli_parse_storage(const cli_scanner *s, const char *text, dkm_storage *out) {
+  for (int m = DKM_STORAGE_AUTO; m <= DKM_STORAGE_DISK; m++) {
+    if (strcmp(text, dkm_storage_name((dkm_storage)m)) == 0) {
+      *out = (dkm_storage)m;
+      return 0;
+    }
+  }
+  cli_usage_error(s->cmd, "%s: unknown storage '%s' (auto, memory, disk)", s->name, text);
+  return -1;
+}
+
+const char *cli_default_tmp_dir(void) {
+  /* The library never reads the environment; the tool does, as users
+   * expect of a command-line program. */
+  const char *dir = getenv("TMPDIR");
+  return dir != NULL && dir[0] != '\0' ? dir : "/tmp";
+}

@@ -1,0 +1,115 @@
+/*
+ * centroids.c - reading a small file of centroids (assign -c, train --init)
+ * whole into memory, checked against the input it will be used with.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, uint32_t want_k,
+                       const char *what, float **out, uint32_t *k_out) {
+  *out = NULL;
+  dkm_source *src = NULL;
+  dkm_status st = dkm_source_open_file(ctx, path, NULL, &src);
+  if (st != DKM_OK) {
+    return cli_library_error(ctx, st);
+  }
+  if (src->dim != input->dim) {
+    cli_error("%s: %s have dimension %u, but %s has dimension %u", path, what, src->dim,
+              input->name, input->dim);
+    dkm_source_close(src);
+    return CLI_EXIT_ERROR;
+  }
+  if (want_k != 0 && src->rows != want_k) {
+    cli_error("%s: has %llu rows, but -k is %u", path, (unsigned long long)src->rows, want_k);
+    dkm_source_close(src);
+    return CLI_EXIT_ERROR;
+  }
+  /* Labels are int32, so at most 2^31 - 1 centroids can be told apart. */
+  if (src->rows > INT32_MAX) {
+    cli_error("%s: %llu rows are too many %s (at most %d)", path, (unsigned long long)src->rows,
+              what, INT32_MAX);
+    dkm_source_close(src);
+    return CLI_EXIT_ERROR;
+  }
+  uint64_t values = src->rows * (uint64_t)src->dim; /* < 2^31 * 2^32: no overflow */
+  if (values > SIZE_MAX / sizeof(float)) {
+    cli_error("%s: %s do not fit in memory", path, what);
+    dkm_source_close(src);
+    return CLI_EXIT_ERROR;
+  }
+  float *buf = malloc((size_t)values * sizeof(float));
+  if (buf == NULL) {
+    cli_error("%s: out of memory reading %llu x %u %s", path, (unsigned long long)src->rows,
+              src->dim, what);
+    dkm_source_close(src);
+    return CLI_EXIT_ERROR;
+  }
+  const float *rows = NULL;
+  st = dkm_source_read(ctx, src, 0, src->rows, buf, &rows);
+  if (st != DKM_OK) {
+    free(buf);
+    int rc = cli_library_error(ctx, st);
+    dkm_source_close(src);
+    return rc;
+  }
+  if (rows != buf) {
+    memcpy(buf, rows, (size_t)values * sizeof(float));
+  }
+  /* A NaN centroid would silently attract no row (or every row); refuse it
+   * here with the row named, as the library does for input rows. */
+  for (uint64_t i = 0; i < values; i++) {
+    if (!isfinite(buf[i])) {
+      cli_error("%s: row %llu has a non-finite value in column %llu", path,
+                (unsigned long long)(i / src->dim), (unsigned long long)(i % src->dim));
+      free(buf);
+      dkm_source_close(src);
+      return CLI_EXIT_ERROR;
+    }
+  }
+  *k_out = (uint32_t)src->rows;
+  *out = buf;
+  dkm_source_close(src);
+  return CLI_EXIT_OK;
+}
+
+void cli_sizes_summary(const uint64_t *counts, uint32_t k, cli_sizes *out) {
+  memset(out, 0, sizeof *out);
+  out->k = k;
+  double sum_sq = 0;
+  for (uint32_t c = 0; c < k; c++) {
+    uint64_t v = counts[c];
+    out->rows += v;
+    if (c == 0 || v < out->min) {
+      out->min = v;
+    }
+    if (c == 0 || v > out->max) {
+      out->max = v;
+      out->largest = c;
+    }
+    if (v > 0) {
+      out->used++;
+    }
+    sum_sq += (double)v * (double)v;
+  }
+  out->mean = k > 0 ? (double)out->rows / k : 0;
+  /* The library's definition: k * sum(size^2) / n^2, 1 when balanced. */
+  out->imbalance = out->rows > 0 ? k * sum_sq / ((double)out->rows * (double)out->rows) : 0;
+}
+
+uint64_t *cli_count_labels(const int32_t *labels, uint64_t n, uint32_t k) {
+  uint64_t *counts = calloc(k > 0 ? k : 1, sizeof *counts);
+  if (counts == NULL) {
+    return NULL;
+  }
+  for (uint64_t i = 0; i < n; i++) {
+    /* The library promises labels in [0, k); an assert would hide a broken
+     * promise in release builds, so out-of-range labels are just skipped. */
+    if (labels[i] >= 0 && (uint32_t)labels[i] < k) {
+      counts[labels[i]]++;
+    }
+  }
+  return counts;
+}

@@ -1,0 +1,261 @@
+/*
+ * cli.h - what the files of the diskmeans command-line tool share.
+ *
+ * The tool uses only the public header. Its own pieces:
+ *   main.c       dispatch, --help, --version, exit statuses
+ *   args.c       the option scanner and strict number/size parsing
+ *   outfile.c    atomic output files and the signal handlers that clean them
+ *   writers.c    .npy and .fvecs writers
+ *   progress.c   the progress bar (terminal) or plain lines (pipe, log file)
+ *   cmd_*.c      one file per subcommand
+ *   help.c       the --help texts (docs/cli.md repeats them verbatim)
+ */
+#ifndef DKM_CLI_H
+#define DKM_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "diskmeans.h"
+
+/* Exit statuses. A usage error is something the user typed wrong; anything
+ * else that fails (a bad file, no memory, no space) is a runtime error. A
+ * signal exits with 128 + its number, as shells report it. */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
+
+#define CLI_NAME "diskmeans"
+
+/* --- messages (main.c) --------------------------------------------------- */
+
+/* Prints "diskmeans: <message>" as one line on stderr. */
+void cli_error(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Prints "diskmeans: <cmd>: <message> (see 'diskmeans <cmd> --help')" as one
+ * line on stderr and returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Reports the failure recorded on ctx (or the status text when the library
+ * left no message) and returns the exit status it maps to. */
+int cli_library_error(const dkm_ctx *ctx, dkm_status status);
+
+/* --- help (help.c) -------------------------------------------------------- */
+
+/* The --help text of a subcommand ("train", ...) or of the tool (NULL);
+ * NULL for an unknown subcommand. */
+const char *cli_help_text(const char *cmd);
+
+/* --- option scanning (args.c) --------------------------------------------- */
+
+/* A small getopt_long without global state: options may come before or after
+ * the positional arguments, "--name value", "--name=value", "-k value" and
+ * "-kvalue" all work, and "--" ends the options. */
+typedef struct cli_option {
+  const char *long_name; /* without the dashes, e.g. "iters" */
+  char short_name;       /* 0 if none */
+  int has_value;
+  int id;
+} cli_option;
+
+typedef struct cli_scanner {
+  int argc;
+  char **argv;
+  int index;        /* next argument to look at */
+  int only_args;    /* after "--" */
+  const char *cmd;  /* for messages */
+  const char *name; /* the option as typed, for messages ("--iters") */
+  char name_buf[64];
+} cli_scanner;
+
+enum { CLI_SCAN_END = -1, CLI_SCAN_ARG = -2, CLI_SCAN_ERROR = -3 };
+
+void cli_scan_init(cli_scanner *s, const char *cmd, int argc, char **argv);
+
+/* Returns the id of the next option (with its value in *value, or NULL),
+ * CLI_SCAN_ARG for a positional argument (in *value), CLI_SCAN_END, or
+ * CLI_SCAN_ERROR after printing a usage error. */
+int cli_scan_next(cli_scanner *s, const cli_option *options, const char **value);
+
+/* Strict parsers. Each returns 0 on success or prints a usage error naming
+ * the option and returns -1. */
+int cli_parse_u64(const cli_scanner *s, const char *text, uint64_t min, uint64_t max,
+                  uint64_t *out);
+int cli_parse_u32(const cli_scanner *s, const char *text, uint32_t min, uint32_t *out);
+int cli_parse_double(const cli_scanner *s, const char *text, double min, double *out);
+/* "4G", "512M", "1.5T", "100000": bytes with an optional K/M/G/T suffix
+ * (powers of 1024), an optional "B" or "iB" after it. */
+int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out);
+
+int cli_parse_metric(const cli_scanner *s, const char *text, dkm_metric *out);
+int cli_parse_storage(const cli_scanner *s, const char *text, dkm_storage *out);
+
+/* $TMPDIR if set and not empty, else /tmp. */
+const char *cli_default_tmp_dir(void);
+
+/* Options every command that reads a file shares: --format, --dim, --dtype. */
+typedef struct cli_input_options {
+  const char *format;
+  const char *dim;
+  const char *dtype;
+} cli_input_options;
+
+/* Turns the three options into file options; prints a usage error and
+ * returns -1 when they do not fit together. */
+int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out);
+
+/* "1.5 GiB", "812 B". buf should have room for 32 bytes. */
+const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size);
+
+/* --- atomic output files (outfile.c) ---------------------------------------- */
+
+/* An output is written to a temporary file in the target's own folder
+ * ("NAME.tmp.XXXXXX") and renamed over the target only once it is complete
+ * and synced, so a failed or interrupted run never leaves a partial output
+ * and never touches an existing one. The temporary files are listed where
+ * the signal handlers can find and unlink them. */
+typedef struct cli_outfile {
+  const char *target; /* borrowed */
+  char *tmp_path;     /* malloc'ed */
+  int fd;
+  int slot; /* index in the signal-safe list, -1 if none */
+} cli_outfile;
+
+/* Installs the SIGINT/SIGTERM/SIGHUP handlers. */
+void cli_signals_install(void);
+
+/* While a library call that can be cancelled is running, a first signal only
+ * asks the progress callback to cancel (so the library frees what it holds
+ * and the command exits cleanly); outside of it, or on a second signal, the
+ * handler unlinks the temporary files and exits at once. */
+void cli_signals_defer(int on);
+
+/* The signal received so far (0 if none). */
+int cli_signal_received(void);
+
+/* Creates the temporary file for target. Fails (with a message naming the
+ * folder) when the folder is missing or not writable: that is checked before
+ * any training starts. Returns 0 or -1 after printing an error. */
+int cli_outfile_open(cli_outfile *f, const char *target);
+
+/* Writes len bytes at the current position; 0 or -1 after printing. */
+int cli_outfile_write(cli_outfile *f, const void *data, size_t len);
+
+/* Syncs, closes and renames the temporary file over the target, then syncs
+ * the folder. 0 or -1 after printing (the temporary file is then removed). */
+int cli_outfile_commit(cli_outfile *f);
+
+/* Closes and removes the temporary file; harmless when nothing is open. */
+void cli_outfile_abort(cli_outfile *f);
+
+/* --- writers (writers.c) ---------------------------------------------------- */
+
+/* Size of the .npy header used for every output: the data starts at a
+ * multiple of 64 bytes. descr is "<f4" or "<i4"; cols 0 means a 1-D shape. */
+size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols);
+
+/* Writes k x dim float32 centroids to f as .npy or .fvecs (by the target's
+ * extension, which cli_output_kind() already checked). */
+int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim);
+
+/* Kinds of centroid files, by extension. */
+typedef enum { CLI_OUT_NPY, CLI_OUT_FVECS, CLI_OUT_OTHER } cli_out_kind;
+cli_out_kind cli_output_kind(const char *path);
+/* The extension of path for messages ("" when it has none). */
+const char *cli_extension(const char *path);
+
+/* A 1-D .npy output of rows elements of 4 bytes whose data the library writes
+ * in place: the temporary file is sized, mapped, and data points at the first
+ * element. */
+typedef struct cli_npy_map {
+  cli_outfile file;
+  void *map;
+  size_t map_size;
+  void *data;
+} cli_npy_map;
+
+/* Creates the temporary file (early, to fail fast on a bad folder). */
+int cli_npy_map_open(cli_npy_map *m, const char *target);
+/* Sizes and maps the file once the row count is known; descr is "f4" or
+ * "i4". */
+int cli_npy_map_size(cli_npy_map *m, const char *descr, uint64_t rows);
+int cli_npy_map_commit(cli_npy_map *m);
+void cli_npy_map_abort(cli_npy_map *m);
+
+/* --- centroid files (centroids.c) ------------------------------------------ */
+
+/* Reads the centroid file path whole (any input format). Its dimension must
+ * be input's, and its row count want_k unless that is 0. what names the rows
+ * in messages ("centroids"). On success returns CLI_EXIT_OK with a malloc'ed
+ * k x dim array in *out and k in *k_out; otherwise prints one error line and
+ * returns the exit status. */
+int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, uint32_t want_k,
+                       const char *what, float **out, uint32_t *k_out);
+
+/* Summary of cluster sizes. */
+typedef struct cli_sizes {
+  uint32_t k;
+  uint64_t rows; /* sum of the sizes */
+  uint64_t min, max;
+  uint32_t largest; /* index of the (first) largest cluster */
+  uint32_t used;    /* non-empty clusters */
+  double mean;
+  double imbalance; /* k * sum(size^2) / rows^2; 1 is perfectly balanced */
+} cli_sizes;
+
+void cli_sizes_summary(const uint64_t *counts, uint32_t k, cli_sizes *out);
+
+/* Counts the rows of each label (malloc'ed array of k), NULL if no memory. */
+uint64_t *cli_count_labels(const int32_t *labels, uint64_t n, uint32_t k);
+
+/* --- progress (progress.c) -------------------------------------------------- */
+
+typedef enum { CLI_PROGRESS_QUIET, CLI_PROGRESS_TTY, CLI_PROGRESS_PLAIN } cli_progress_mode;
+
+typedef struct cli_progress {
+  cli_progress_mode mode;
+  uint32_t n_redo;
+  int shown;          /* a bar is on screen */
+  double last_draw;   /* when the bar was last drawn */
+  double phase_start; /* when the current phase or iteration started */
+  double last_call;   /* when the callback was last called */
+  int last_finished;  /* and whether that call ended a phase or iteration */
+  double iter_sum;    /* seconds of the finished iterations */
+  uint32_t iter_done; /* finished iterations */
+  int last_phase;     /* phase/run/iteration of the last call, -1 if none */
+  uint32_t last_run, last_iter;
+  int last_line_phase; /* what the last plain line was about */
+  uint32_t last_line_run, last_line_iter;
+} cli_progress;
+
+/* mode from --quiet and isatty(2). */
+void cli_progress_init(cli_progress *p, int quiet, uint32_t n_redo);
+/* The dkm_progress_fn; user is a cli_progress. Returns non-zero (cancel)
+ * once a signal was received. */
+int cli_progress_callback(void *user, const dkm_progress *progress);
+/* Erases the bar, if one is on screen. */
+void cli_progress_finish(cli_progress *p);
+
+/* A JSON integer, or a real for the (unlikely) values above INT64_MAX. */
+json_t *cli_json_u64(uint64_t v);
+
+/* --- misc (main.c) ------------------------------------------------------------ */
+
+double cli_now(void);
+uint64_t cli_peak_rss_bytes(void);
+
+/* Subcommands: each returns an exit status. */
+int cli_cmd_train(int argc, char **argv);
+int cli_cmd_assign(int argc, char **argv);
+int cli_cmd_info(int argc, char **argv);
+
+#endif

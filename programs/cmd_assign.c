@@ -1,0 +1,244 @@
+/*
+ * cmd_assign.c - diskmeans assign: the nearest centroid of every row.
+ *
+ * Labels (and distances) go straight from the library into the mapped
+ * output file, so labelling a billion rows needs no second copy in memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+enum {
+  OPT_CENTROIDS = 1,
+  OPT_OUTPUT,
+  OPT_DISTANCES,
+  OPT_METRIC,
+  OPT_THREADS,
+  OPT_BLOCK_ROWS,
+  OPT_QUIET,
+  OPT_FORMAT,
+  OPT_DIM,
+  OPT_DTYPE,
+  OPT_HELP
+};
+
+static const cli_option assign_options[] = {
+    {"centroids", 'c', 1, OPT_CENTROIDS},
+    {"output", 'o', 1, OPT_OUTPUT},
+    {"distances", 0, 1, OPT_DISTANCES},
+    {"metric", 0, 1, OPT_METRIC},
+    {"threads", 0, 1, OPT_THREADS},
+    {"block-rows", 0, 1, OPT_BLOCK_ROWS},
+    {"quiet", 'q', 0, OPT_QUIET},
+    {"format", 0, 1, OPT_FORMAT},
+    {"dim", 0, 1, OPT_DIM},
+    {"dtype", 0, 1, OPT_DTYPE},
+    {"help", 'h', 0, OPT_HELP},
+    {NULL, 0, 0, 0},
+};
+
+typedef struct assign_args {
+  const char *input;
+  const char *centroids;
+  const char *output;
+  const char *distances;
+  int quiet;
+  cli_input_options in;
+  dkm_params params;
+} assign_args;
+
+static int parse_args(int argc, char **argv, assign_args *a) {
+  cli_scanner s;
+  cli_scan_init(&s, "assign", argc, argv);
+  dkm_params *p = &a->params;
+  const char *v;
+  int id;
+  while ((id = cli_scan_next(&s, assign_options, &v)) != CLI_SCAN_END) {
+    int bad = 0;
+    switch (id) {
+    case CLI_SCAN_ERROR:
+      return CLI_EXIT_USAGE;
+    case CLI_SCAN_ARG:
+      if (a->input != NULL) {
+        return cli_usage_error("assign", "unexpected argument '%s' (one INPUT only)", v);
+      }
+      a->input = v;
+      break;
+    case OPT_HELP:
+      fputs(cli_help_text("assign"), stdout);
+      return CLI_EXIT_OK;
+    case OPT_CENTROIDS:
+      a->centroids = v;
+      break;
+    case OPT_OUTPUT:
+      a->output = v;
+      break;
+    case OPT_DISTANCES:
+      a->distances = v;
+      break;
+    case OPT_METRIC:
+      bad = cli_parse_metric(&s, v, &p->metric);
+      break;
+    case OPT_THREADS:
+      bad = cli_parse_u32(&s, v, 0, &p->n_threads);
+      break;
+    case OPT_BLOCK_ROWS:
+      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->block_rows);
+      break;
+    case OPT_QUIET:
+      a->quiet = 1;
+      break;
+    case OPT_FORMAT:
+      a->in.format = v;
+      break;
+    case OPT_DIM:
+      a->in.dim = v;
+      break;
+    case OPT_DTYPE:
+      a->in.dtype = v;
+      break;
+    default:
+      return cli_usage_error("assign", "internal error: option %d", id);
+    }
+    if (bad) {
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (a->input == NULL) {
+    return cli_usage_error("assign", "missing INPUT");
+  }
+  if (a->centroids == NULL) {
+    return cli_usage_error("assign", "missing -c CENTROIDS");
+  }
+  if (a->output == NULL) {
+    return cli_usage_error("assign", "missing -o LABELS.npy");
+  }
+  if (cli_output_kind(a->output) != CLI_OUT_NPY) {
+    return cli_usage_error("assign", "-o %s: labels are written as .npy, not '%s'", a->output,
+                           cli_extension(a->output));
+  }
+  if (a->distances != NULL && cli_output_kind(a->distances) != CLI_OUT_NPY) {
+    return cli_usage_error("assign", "--distances %s: distances are written as .npy, not '%s'",
+                           a->distances, cli_extension(a->distances));
+  }
+  if (a->distances != NULL && strcmp(a->distances, a->output) == 0) {
+    return cli_usage_error("assign", "'%s' is given as two different outputs", a->output);
+  }
+  return -1;
+}
+
+int cli_cmd_assign(int argc, char **argv) {
+  double start = cli_now();
+  assign_args a;
+  memset(&a, 0, sizeof a);
+  dkm_params_init(&a.params);
+  /* dkm_assign ignores k, but the parameter check wants a valid one. */
+  a.params.k = 1;
+  int rc = parse_args(argc, argv, &a);
+  if (rc >= 0) {
+    return rc;
+  }
+  dkm_file_options fopts;
+  if (cli_file_options("assign", &a.in, &fopts) != 0) {
+    return CLI_EXIT_USAGE;
+  }
+
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  if (ctx == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_ERROR;
+  }
+  dkm_params *p = &a.params;
+  cli_progress progress;
+  cli_progress_init(&progress, a.quiet, 1);
+  p->progress = cli_progress_callback;
+  p->progress_user = &progress;
+
+  dkm_source *src = NULL;
+  float *centroids = NULL;
+  uint64_t *counts = NULL;
+  uint32_t k = 0;
+  cli_npy_map labels, distances;
+  memset(&labels, 0, sizeof labels);
+  memset(&distances, 0, sizeof distances);
+  labels.file.fd = distances.file.fd = -1;
+
+  dkm_status st = dkm_params_check(ctx, p);
+  if (st != DKM_OK) {
+    rc = cli_usage_error("assign", "%s", dkm_ctx_errmsg(ctx));
+    goto done;
+  }
+  rc = CLI_EXIT_ERROR;
+  if (cli_npy_map_open(&labels, a.output) != 0 ||
+      (a.distances != NULL && cli_npy_map_open(&distances, a.distances) != 0)) {
+    goto done;
+  }
+  st = dkm_source_open_file(ctx, a.input, &fopts, &src);
+  if (st != DKM_OK) {
+    rc = cli_library_error(ctx, st);
+    goto done;
+  }
+  rc = cli_read_centroids(ctx, a.centroids, src, 0, "centroids", &centroids, &k);
+  if (rc != CLI_EXIT_OK) {
+    goto done;
+  }
+  rc = CLI_EXIT_ERROR;
+  if (cli_npy_map_size(&labels, "i4", src->rows) != 0 ||
+      (a.distances != NULL && cli_npy_map_size(&distances, "f4", src->rows) != 0)) {
+    goto done;
+  }
+  cli_signals_defer(1);
+  st = dkm_assign(ctx, p, src, centroids, k, src->dim, labels.data, distances.data);
+  cli_signals_defer(0);
+  if (st == DKM_OK && cli_signal_received() != 0) {
+    st = DKM_ERR_CANCELLED;
+  }
+  cli_progress_finish(&progress);
+  if (st != DKM_OK) {
+    rc = cli_library_error(ctx, st);
+    goto done;
+  }
+
+  counts = cli_count_labels(labels.data, src->rows, k);
+  if (counts == NULL) {
+    cli_error("out of memory counting labels");
+    goto done;
+  }
+  cli_sizes sizes;
+  cli_sizes_summary(counts, k, &sizes);
+  double mean_distance = 0;
+  if (a.distances != NULL) {
+    const float *d = distances.data;
+    for (uint64_t i = 0; i < src->rows; i++) {
+      mean_distance += d[i];
+    }
+    mean_distance /= (double)src->rows;
+  }
+  if (cli_npy_map_commit(&labels) != 0 ||
+      (a.distances != NULL && cli_npy_map_commit(&distances) != 0)) {
+    goto done;
+  }
+  if (!a.quiet) {
+    printf("labelled %llu rows with %u centroids: %u clusters used, largest %llu rows "
+           "(cluster %u), smallest %llu, imbalance %.3f\n",
+           (unsigned long long)src->rows, k, sizes.used, (unsigned long long)sizes.max,
+           sizes.largest, (unsigned long long)sizes.min, sizes.imbalance);
+    if (a.distances != NULL) {
+      printf("mean distance %.9g\n", mean_distance);
+    }
+    printf("time %.2f s\n", cli_now() - start);
+  }
+  rc = CLI_EXIT_OK;
+
+done:
+  cli_progress_finish(&progress);
+  cli_npy_map_abort(&labels);
+  cli_npy_map_abort(&distances);
+  free(counts);
+  free(centroids);
+  dkm_source_close(src);
+  dkm_ctx_free(ctx);
+  return rc;
+}

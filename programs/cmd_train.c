@@ -1,0 +1,512 @@
+/*
+ * cmd_train.c - diskmeans train: centroids, and optionally labels of every
+ * input row and a JSON report.
+ *
+ * Order of work, chosen so that mistakes cost seconds, not hours: parse and
+ * check every option, create the temporary outputs (a missing or read-only
+ * folder fails here), open the input and the initial centroids, then train,
+ * label, write, and only at the very end rename the outputs into place.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+enum {
+  OPT_K = 1,
+  OPT_OUTPUT,
+  OPT_ITERS,
+  OPT_TOL,
+  OPT_SEED,
+  OPT_INIT,
+  OPT_METRIC,
+  OPT_REDO,
+  OPT_MPPC,
+  OPT_THREADS,
+  OPT_STORAGE,
+  OPT_MEMORY_LIMIT,
+  OPT_TMP_DIR,
+  OPT_BLOCK_ROWS,
+  OPT_LABELS,
+  OPT_STATS,
+  OPT_QUIET,
+  OPT_FORMAT,
+  OPT_DIM,
+  OPT_DTYPE,
+  OPT_HELP
+};
+
+static const cli_option train_options[] = {
+    {"k", 'k', 1, OPT_K},
+    {"output", 'o', 1, OPT_OUTPUT},
+    {"iters", 0, 1, OPT_ITERS},
+    {"tol", 0, 1, OPT_TOL},
+    {"seed", 0, 1, OPT_SEED},
+    {"init", 0, 1, OPT_INIT},
+    {"metric", 0, 1, OPT_METRIC},
+    {"redo", 0, 1, OPT_REDO},
+    {"max-points-per-centroid", 0, 1, OPT_MPPC},
+    {"threads", 0, 1, OPT_THREADS},
+    {"storage", 0, 1, OPT_STORAGE},
+    {"memory-limit", 0, 1, OPT_MEMORY_LIMIT},
+    {"tmp-dir", 0, 1, OPT_TMP_DIR},
+    {"block-rows", 0, 1, OPT_BLOCK_ROWS},
+    {"labels", 0, 1, OPT_LABELS},
+    {"stats", 0, 1, OPT_STATS},
+    {"quiet", 'q', 0, OPT_QUIET},
+    {"format", 0, 1, OPT_FORMAT},
+    {"dim", 0, 1, OPT_DIM},
+    {"dtype", 0, 1, OPT_DTYPE},
+    {"help", 'h', 0, OPT_HELP},
+    {NULL, 0, 0, 0},
+};
+
+typedef struct train_args {
+  const char *input;
+  const char *output;
+  const char *labels;
+  const char *stats;
+  const char *init_file;
+  int quiet;
+  int have_k;
+  cli_input_options in;
+  dkm_params params;
+} train_args;
+
+/* Parses argv into a; returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, train_args *a) {
+  cli_scanner s;
+  cli_scan_init(&s, "train", argc, argv);
+  dkm_params *p = &a->params;
+  const char *v;
+  int id;
+  while ((id = cli_scan_next(&s, train_options, &v)) != CLI_SCAN_END) {
+    int bad = 0;
+    switch (id) {
+    case CLI_SCAN_ERROR:
+      return CLI_EXIT_USAGE;
+    case CLI_SCAN_ARG:
+      if (a->input != NULL) {
+        return cli_usage_error("train", "unexpected argument '%s' (one INPUT only)", v);
+      }
+      a->input = v;
+      break;
+    case OPT_HELP:
+      fputs(cli_help_text("train"), stdout);
+      return CLI_EXIT_OK;
+    case OPT_K:
+      bad = cli_parse_u32(&s, v, 1, &p->k);
+      a->have_k = 1;
+      break;
+    case OPT_OUTPUT:
+      a->output = v;
+      break;
+    case OPT_ITERS:
+      bad = cli_parse_u32(&s, v, 1, &p->max_iter);
+      break;
+    case OPT_TOL:
+      bad = cli_parse_double(&s, v, 0, &p->tol);
+      break;
+    case OPT_SEED:
+      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->seed);
+      break;
+    case OPT_INIT:
+      if (strcmp(v, "random") == 0) {
+        p->init = DKM_INIT_RANDOM;
+      } else if (strcmp(v, "kmeans++") == 0) {
+        p->init = DKM_INIT_KMEANSPP;
+      } else if (v[0] == '\0') {
+        return cli_usage_error("train", "--init: empty value (random, kmeans++ or a file)");
+      } else {
+        p->init = DKM_INIT_GIVEN;
+        a->init_file = v;
+      }
+      break;
+    case OPT_METRIC:
+      bad = cli_parse_metric(&s, v, &p->metric);
+      break;
+    case OPT_REDO:
+      bad = cli_parse_u32(&s, v, 1, &p->n_redo);
+      break;
+    case OPT_MPPC:
+      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->max_points_per_centroid);
+      break;
+    case OPT_THREADS:
+      bad = cli_parse_u32(&s, v, 0, &p->n_threads);
+      break;
+    case OPT_STORAGE:
+      bad = cli_parse_storage(&s, v, &p->storage);
+      break;
+    case OPT_MEMORY_LIMIT:
+      bad = cli_parse_size(&s, v, &p->memory_limit);
+      break;
+    case OPT_TMP_DIR:
+      if (v[0] == '\0') {
+        return cli_usage_error("train", "--tmp-dir: empty folder name");
+      }
+      p->tmp_dir = v;
+      break;
+    case OPT_BLOCK_ROWS:
+      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->block_rows);
+      break;
+    case OPT_LABELS:
+      a->labels = v;
+      break;
+    case OPT_STATS:
+      a->stats = v;
+      break;
+    case OPT_QUIET:
+      a->quiet = 1;
+      break;
+    case OPT_FORMAT:
+      a->in.format = v;
+      break;
+    case OPT_DIM:
+      a->in.dim = v;
+      break;
+    case OPT_DTYPE:
+      a->in.dtype = v;
+      break;
+    default:
+      return cli_usage_error("train", "internal error: option %d", id);
+    }
+    if (bad) {
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (a->input == NULL) {
+    return cli_usage_error("train", "missing INPUT");
+  }
+  if (!a->have_k) {
+    return cli_usage_error("train", "missing -k K");
+  }
+  if (a->output == NULL) {
+    return cli_usage_error("train", "missing -o CENTROIDS");
+  }
+  if (cli_output_kind(a->output) == CLI_OUT_OTHER) {
+    return cli_usage_error("train", "-o %s: unknown centroid file extension '%s' (.npy or .fvecs)",
+                           a->output, cli_extension(a->output));
+  }
+  if (a->labels != NULL && cli_output_kind(a->labels) != CLI_OUT_NPY) {
+    return cli_usage_error("train", "--labels %s: labels are written as .npy, not '%s'", a->labels,
+                           cli_extension(a->labels));
+  }
+  const char *outs[3] = {a->output, a->labels, a->stats};
+  for (int i = 0; i < 3; i++) {
+    for (int j = i + 1; j < 3; j++) {
+      if (outs[i] != NULL && outs[j] != NULL && strcmp(outs[i], outs[j]) == 0) {
+        return cli_usage_error("train", "'%s' is given as two different outputs", outs[i]);
+      }
+    }
+  }
+  if (p->tmp_dir == NULL) {
+    p->tmp_dir = cli_default_tmp_dir();
+  }
+  return -1;
+}
+
+/* --- the JSON report ------------------------------------------------------ */
+
+static json_t *jreal(double v) {
+  /* JSON has no NaN or infinity. */
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *jstr(const char *s) {
+  return s != NULL ? json_string(s) : json_null();
+}
+
+static json_t *sizes_json(const cli_sizes *z) {
+  json_t *o = json_object();
+  json_object_set_new(o, "rows", cli_json_u64(z->rows));
+  json_object_set_new(o, "min", cli_json_u64(z->min));
+  json_object_set_new(o, "max", cli_json_u64(z->max));
+  json_object_set_new(o, "mean", jreal(z->mean));
+  json_object_set_new(o, "imbalance", jreal(z->imbalance));
+  json_object_set_new(o, "used", cli_json_u64(z->used));
+  json_object_set_new(o, "empty", cli_json_u64(z->k - z->used));
+  return o;
+}
+
+typedef struct train_report {
+  const train_args *args;
+  const dkm_source *src;
+  const dkm_result *result;
+  const cli_sizes *sizes;
+  const cli_sizes *label_sizes; /* NULL without --labels */
+  double labels_seconds;
+  double wall_seconds;
+  uint64_t peak_rss;
+} train_report;
+
+static json_t *report_json(const train_report *r) {
+  const dkm_params *p = &r->args->params;
+  const dkm_result *res = r->result;
+  json_t *root = json_object();
+  json_object_set_new(root, "version", json_string(dkm_version()));
+  json_object_set_new(root, "command", json_string("train"));
+  json_object_set_new(root, "input", json_string(r->args->input));
+  json_object_set_new(root, "format", jstr(dkm_format_name(r->src->format)));
+  json_object_set_new(root, "dtype", jstr(dkm_dtype_name(r->src->dtype)));
+  json_object_set_new(root, "rows", cli_json_u64(r->src->rows));
+  json_object_set_new(root, "dim", cli_json_u64(r->src->dim));
+  json_object_set_new(root, "input_bytes", cli_json_u64(r->src->bytes));
+
+  json_t *params = json_object();
+  json_object_set_new(params, "k", cli_json_u64(p->k));
+  json_object_set_new(params, "max_iter", cli_json_u64(p->max_iter));
+  json_object_set_new(params, "tol", jreal(p->tol));
+  json_object_set_new(params, "seed", cli_json_u64(p->seed));
+  json_object_set_new(params, "init", jstr(dkm_init_name(p->init)));
+  json_object_set_new(params, "init_file", jstr(r->args->init_file));
+  json_object_set_new(params, "metric", jstr(dkm_metric_name(p->metric)));
+  json_object_set_new(params, "n_redo", cli_json_u64(p->n_redo));
+  json_object_set_new(params, "max_points_per_centroid", cli_json_u64(p->max_points_per_centroid));
+  json_object_set_new(params, "n_threads", cli_json_u64(p->n_threads));
+  json_object_set_new(params, "block_rows", cli_json_u64(p->block_rows));
+  json_object_set_new(params, "storage", jstr(dkm_storage_name(p->storage)));
+  json_object_set_new(params, "memory_limit", cli_json_u64(p->memory_limit));
+  json_object_set_new(params, "tmp_dir", jstr(p->tmp_dir));
+  json_object_set_new(root, "params", params);
+
+  json_object_set_new(root, "sample_rows", cli_json_u64(res->sample_rows));
+  json_object_set_new(root, "storage", jstr(dkm_storage_name(res->storage)));
+  json_object_set_new(root, "from_source", json_boolean(res->from_source));
+  json_object_set_new(root, "spill_bytes", cli_json_u64(res->spill_bytes));
+
+  json_t *iters = json_array();
+  for (uint32_t i = 0; i < res->n_iter; i++) {
+    const dkm_iter_stats *it = &res->iters[i];
+    json_t *o = json_object();
+    json_object_set_new(o, "iteration", cli_json_u64(i + 1));
+    json_object_set_new(o, "objective", jreal(it->objective));
+    json_object_set_new(o, "seconds", jreal(it->seconds));
+    json_object_set_new(o, "repaired", cli_json_u64(it->repaired));
+    json_object_set_new(o, "imbalance", jreal(it->imbalance));
+    json_array_append_new(iters, o);
+  }
+  json_object_set_new(root, "iterations", iters);
+  json_object_set_new(root, "n_iter", cli_json_u64(res->n_iter));
+  json_object_set_new(root, "best_run", cli_json_u64(res->best_run));
+  json_object_set_new(root, "objective", jreal(res->objective));
+  json_object_set_new(root, "cluster_sizes", sizes_json(r->sizes));
+  json_object_set_new(root, "label_sizes",
+                      r->label_sizes != NULL ? sizes_json(r->label_sizes) : json_null());
+
+  json_t *secs = json_object();
+  json_object_set_new(secs, "sample", jreal(res->sample_seconds));
+  json_object_set_new(secs, "init", jreal(res->init_seconds));
+  json_object_set_new(secs, "train", jreal(res->train_seconds));
+  json_object_set_new(secs, "labels",
+                      r->label_sizes != NULL ? jreal(r->labels_seconds) : json_null());
+  json_object_set_new(root, "seconds", secs);
+  json_object_set_new(root, "wall_seconds", jreal(r->wall_seconds));
+  json_object_set_new(root, "peak_rss_bytes", cli_json_u64(r->peak_rss));
+
+  json_t *outs = json_object();
+  json_object_set_new(outs, "centroids", json_string(r->args->output));
+  json_object_set_new(outs, "labels", jstr(r->args->labels));
+  json_object_set_new(outs, "stats", jstr(r->args->stats));
+  json_object_set_new(root, "outputs", outs);
+  return root;
+}
+
+static int write_report(cli_outfile *f, const train_report *r) {
+  json_t *root = report_json(r);
+  char *text = root != NULL ? json_dumps(root, JSON_INDENT(2)) : NULL;
+  json_decref(root);
+  if (text == NULL) {
+    cli_error("%s: out of memory building the JSON report", f->target);
+    return -1;
+  }
+  int rc = cli_outfile_write(f, text, strlen(text));
+  if (rc == 0) {
+    rc = cli_outfile_write(f, "\n", 1);
+  }
+  free(text);
+  return rc;
+}
+
+/* --- the command ------------------------------------------------------------ */
+
+typedef struct train_state {
+  dkm_ctx *ctx;
+  dkm_source *src;
+  dkm_result *result;
+  float *init;
+  uint64_t *counts;
+  uint64_t *label_counts;
+  cli_outfile centroids;
+  cli_npy_map labels;
+  cli_outfile stats;
+  cli_progress progress;
+} train_state;
+
+static void cleanup(train_state *t) {
+  cli_progress_finish(&t->progress);
+  cli_outfile_abort(&t->centroids);
+  cli_npy_map_abort(&t->labels);
+  cli_outfile_abort(&t->stats);
+  free(t->counts);
+  free(t->label_counts);
+  free(t->init);
+  dkm_result_free(t->result);
+  dkm_source_close(t->src);
+  dkm_ctx_free(t->ctx);
+}
+
+/* A library call that failed, or was cancelled by a signal. */
+static int library_failure(train_state *t, dkm_status st) {
+  cli_progress_finish(&t->progress);
+  int rc = cli_library_error(t->ctx, st);
+  cleanup(t);
+  return rc;
+}
+
+static int fail(train_state *t, int rc) {
+  cleanup(t);
+  return rc;
+}
+
+int cli_cmd_train(int argc, char **argv) {
+  double start = cli_now();
+  train_args a;
+  memset(&a, 0, sizeof a);
+  dkm_params_init(&a.params);
+  int rc = parse_args(argc, argv, &a);
+  if (rc >= 0) {
+    return rc;
+  }
+  dkm_file_options fopts;
+  if (cli_file_options("train", &a.in, &fopts) != 0) {
+    return CLI_EXIT_USAGE;
+  }
+
+  train_state t;
+  memset(&t, 0, sizeof t);
+  t.centroids.fd = -1;
+  t.labels.file.fd = -1;
+  t.stats.fd = -1;
+  dkm_params *p = &a.params;
+  cli_progress_init(&t.progress, a.quiet, p->n_redo);
+  t.ctx = dkm_ctx_create(NULL);
+  if (t.ctx == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_ERROR;
+  }
+  dkm_status st = dkm_params_check(t.ctx, p);
+  if (st != DKM_OK) {
+    /* Every parameter came from the command line. */
+    cli_usage_error("train", "%s", dkm_ctx_errmsg(t.ctx));
+    return fail(&t, CLI_EXIT_USAGE);
+  }
+
+  /* Fail fast on an output folder that is missing or read-only. */
+  if (cli_outfile_open(&t.centroids, a.output) != 0 ||
+      (a.labels != NULL && cli_npy_map_open(&t.labels, a.labels) != 0) ||
+      (a.stats != NULL && cli_outfile_open(&t.stats, a.stats) != 0)) {
+    return fail(&t, CLI_EXIT_ERROR);
+  }
+
+  st = dkm_source_open_file(t.ctx, a.input, &fopts, &t.src);
+  if (st != DKM_OK) {
+    return library_failure(&t, st);
+  }
+  if (a.init_file != NULL) {
+    uint32_t k;
+    rc = cli_read_centroids(t.ctx, a.init_file, t.src, p->k, "initial centroids", &t.init, &k);
+    if (rc != CLI_EXIT_OK) {
+      return fail(&t, rc);
+    }
+    p->init_centroids = t.init;
+  }
+
+  p->progress = cli_progress_callback;
+  p->progress_user = &t.progress;
+  cli_signals_defer(1);
+  st = dkm_train(t.ctx, p, t.src, &t.result);
+  cli_signals_defer(0);
+  if (st != DKM_OK) {
+    return library_failure(&t, st);
+  }
+  if (cli_signal_received() != 0) {
+    return library_failure(&t, DKM_ERR_CANCELLED);
+  }
+  const dkm_result *res = t.result;
+
+  double labels_seconds = 0;
+  cli_sizes label_sizes;
+  if (a.labels != NULL) {
+    double t0 = cli_now();
+    if (cli_npy_map_size(&t.labels, "i4", t.src->rows) != 0) {
+      return fail(&t, CLI_EXIT_ERROR);
+    }
+    cli_signals_defer(1);
+    st = dkm_assign(t.ctx, p, t.src, res->centroids, res->k, res->dim, t.labels.data, NULL);
+    cli_signals_defer(0);
+    if (st == DKM_OK && cli_signal_received() != 0) {
+      st = DKM_ERR_CANCELLED;
+    }
+    if (st != DKM_OK) {
+      return library_failure(&t, st);
+    }
+    labels_seconds = cli_now() - t0;
+    t.label_counts = cli_count_labels(t.labels.data, t.src->rows, res->k);
+    if (t.label_counts == NULL) {
+      cli_error("out of memory counting labels");
+      return fail(&t, CLI_EXIT_ERROR);
+    }
+    cli_sizes_summary(t.label_counts, res->k, &label_sizes);
+  }
+  cli_progress_finish(&t.progress);
+
+  cli_sizes sizes;
+  cli_sizes_summary(res->cluster_sizes, res->k, &sizes);
+  if (cli_write_centroids(&t.centroids, res->centroids, res->k, res->dim) != 0) {
+    return fail(&t, CLI_EXIT_ERROR);
+  }
+  train_report report = {&a,
+                         t.src,
+                         res,
+                         &sizes,
+                         a.labels != NULL ? &label_sizes : NULL,
+                         labels_seconds,
+                         cli_now() - start,
+                         cli_peak_rss_bytes()};
+  if (a.stats != NULL && write_report(&t.stats, &report) != 0) {
+    return fail(&t, CLI_EXIT_ERROR);
+  }
+  /* All outputs are complete: put them in place. */
+  if (cli_outfile_commit(&t.centroids) != 0 ||
+      (a.labels != NULL && cli_npy_map_commit(&t.labels) != 0) ||
+      (a.stats != NULL && cli_outfile_commit(&t.stats) != 0)) {
+    return fail(&t, CLI_EXIT_ERROR);
+  }
+
+  if (!a.quiet) {
+    printf("trained %u centroids of dimension %u on %llu of %llu rows: %u iterations, "
+           "objective %.9g\n",
+           res->k, res->dim, (unsigned long long)res->sample_rows, (unsigned long long)res->rows,
+           res->n_iter, res->objective);
+    printf("cluster sizes: min %llu, max %llu, mean %.1f, imbalance %.3f, empty %u\n",
+           (unsigned long long)sizes.min, (unsigned long long)sizes.max, sizes.mean,
+           sizes.imbalance, sizes.k - sizes.used);
+    if (a.labels != NULL) {
+      printf("labels: %llu rows in %u clusters, largest %llu (cluster %u), smallest %llu\n",
+             (unsigned long long)label_sizes.rows, label_sizes.used,
+             (unsigned long long)label_sizes.max, label_sizes.largest,
+             (unsigned long long)label_sizes.min);
+    }
+    char spill[32];
+    printf("storage: %s%s, spilled %s; time %.2f s (sample %.2f s, training %.2f s)\n",
+           dkm_storage_name(res->storage), res->from_source ? " (read from the input)" : "",
+           cli_format_bytes(res->spill_bytes, spill, sizeof spill), cli_now() - start,
+           res->sample_seconds, res->train_seconds);
+  }
+  cleanup(&t);
+  return CLI_EXIT_OK;
+}

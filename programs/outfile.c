@@ -1,0 +1,252 @@
+/*
+ * outfile.c - atomic output files, and the signal handlers that remove their
+ * temporary files.
+ *
+ * The handlers may run at any moment, on any thread (the library's workers
+ * included), so what they read is a fixed table of path buffers with one
+ * sig_atomic_t flag each: a slot's path is written while the signals are
+ * blocked and before its flag is set, and its flag is cleared (again with
+ * the signals blocked) before the path is reused. The handler then only calls
+ * unlink() and _exit(), both async-signal-safe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* train writes at most four outputs: centroids, labels, stats, distances. */
+#define MAX_PENDING 8
+
+static char pending_path[MAX_PENDING][PATH_MAX];
+static volatile sig_atomic_t pending_used[MAX_PENDING];
+static volatile sig_atomic_t deferring;
+static volatile sig_atomic_t received;
+
+static void unlink_pending(void) {
+  for (int i = 0; i < MAX_PENDING; i++) {
+    if (pending_used[i]) {
+      unlink(pending_path[i]);
+    }
+  }
+}
+
+static void on_signal(int sig) {
+  if (deferring && !received) {
+    /* The progress callback sees this and cancels the library call, which
+     * then returns and the command cleans up and exits 128 + sig. */
+    received = sig;
+    return;
+  }
+  unlink_pending();
+  _exit(128 + sig);
+}
+
+static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_HANDLED (int)(sizeof handled_signals / sizeof handled_signals[0])
+
+void cli_signals_install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int i = 0; i < N_HANDLED; i++) {
+    sigaddset(&sa.sa_mask, handled_signals[i]);
+  }
+  for (int i = 0; i < N_HANDLED; i++) {
+    sigaction(handled_signals[i], &sa, NULL);
+  }
+}
+
+void cli_signals_defer(int on) {
+  deferring = on;
+}
+
+int cli_signal_received(void) {
+  return received;
+}
+
+static void block_signals(sigset_t *old) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int i = 0; i < N_HANDLED; i++) {
+    sigaddset(&set, handled_signals[i]);
+  }
+  pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void restore_signals(const sigset_t *old) {
+  pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* The folder part of path, malloc'ed ("." when there is none). */
+static char *folder_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) {
+    return strdup(".");
+  }
+  if (slash == path) {
+    return strdup("/");
+  }
+  return strndup(path, (size_t)(slash - path));
+}
+
+static mode_t file_mode(void) {
+  /* mkstemp makes 0600 files; outputs get the usual 0666 minus the umask,
+   * like any file the user creates. umask() can only be read by setting it. */
+  mode_t mask = umask(022);
+  umask(mask);
+  return 0666 & ~mask;
+}
+
+int cli_outfile_open(cli_outfile *f, const char *target) {
+  f->target = target;
+  f->tmp_path = NULL;
+  f->fd = -1;
+  f->slot = -1;
+
+  struct stat st;
+  if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
+    cli_error("%s: is a folder, not an output file", target);
+    return -1;
+  }
+  static const char suffix[] = ".tmp.XXXXXX";
+  size_t len = strlen(target);
+  if (len == 0 || len + sizeof suffix > PATH_MAX) {
+    cli_error("'%s': output path is empty or too long", target);
+    return -1;
+  }
+  char *tmp = malloc(len + sizeof suffix);
+  if (tmp == NULL) {
+    cli_error("%s: out of memory", target);
+    return -1;
+  }
+  memcpy(tmp, target, len);
+  memcpy(tmp + len, suffix, sizeof suffix);
+
+  sigset_t old;
+  block_signals(&old);
+  int slot = -1;
+  for (int i = 0; i < MAX_PENDING; i++) {
+    if (!pending_used[i]) {
+      slot = i;
+      break;
+    }
+  }
+  if (slot < 0) {
+    restore_signals(&old);
+    free(tmp);
+    cli_error("%s: too many output files", target);
+    return -1;
+  }
+  int fd = mkostemp(tmp, O_CLOEXEC);
+  int err = errno;
+  if (fd >= 0) {
+    memcpy(pending_path[slot], tmp, len + sizeof suffix);
+    pending_used[slot] = 1;
+  }
+  restore_signals(&old);
+
+  if (fd < 0) {
+    char *dir = folder_of(target);
+    cli_error("%s: cannot create the output in folder '%s': %s", target, dir ? dir : "?",
+              strerror(err));
+    free(dir);
+    free(tmp);
+    return -1;
+  }
+  /* A failure is not worth failing the run for: the file is still the
+   * user's, only with tighter permissions. */
+  (void)fchmod(fd, file_mode());
+  f->tmp_path = tmp;
+  f->fd = fd;
+  f->slot = slot;
+  return 0;
+}
+
+int cli_outfile_write(cli_outfile *f, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = write(f->fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      cli_error("%s: cannot write: %s", f->target, strerror(errno));
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static void release_slot(cli_outfile *f) {
+  if (f->slot >= 0) {
+    pending_used[f->slot] = 0;
+    f->slot = -1;
+  }
+  free(f->tmp_path);
+  f->tmp_path = NULL;
+}
+
+void cli_outfile_abort(cli_outfile *f) {
+  if (f->tmp_path == NULL) {
+    return;
+  }
+  sigset_t old;
+  block_signals(&old);
+  if (f->fd >= 0) {
+    close(f->fd);
+    f->fd = -1;
+  }
+  unlink(f->tmp_path);
+  release_slot(f);
+  restore_signals(&old);
+}
+
+int cli_outfile_commit(cli_outfile *f) {
+  if (fsync(f->fd) != 0) {
+    cli_error("%s: cannot sync: %s", f->target, strerror(errno));
+    cli_outfile_abort(f);
+    return -1;
+  }
+  if (close(f->fd) != 0) {
+    f->fd = -1;
+    cli_error("%s: cannot write: %s", f->target, strerror(errno));
+    cli_outfile_abort(f);
+    return -1;
+  }
+  f->fd = -1;
+  sigset_t old;
+  block_signals(&old);
+  int rc = rename(f->tmp_path, f->target);
+  int err = errno;
+  if (rc == 0) {
+    release_slot(f);
+  }
+  restore_signals(&old);
+  if (rc != 0) {
+    cli_error("%s: cannot rename the finished output into place: %s", f->target, strerror(err));
+    cli_outfile_abort(f);
+    return -1;
+  }
+  /* The rename is durable once the folder is synced. Some file systems
+   * refuse fsync on a folder; the data itself is already safe then. */
+  char *dir = folder_of(f->target);
+  if (dir != NULL) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    free(dir);
+  }
+  return 0;
+}
