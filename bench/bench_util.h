@@ -13,7 +13,7 @@
 /* Seconds on a monotonic clock. */
 double bench_now(void);
 
-/* Peak resident set size of this process, in bytes. */
+/* Peak resident set size of this process image, in bytes (VmHWM). */
 uint64_t bench_peak_rss_bytes(void);
 
 /* rows * cols * elem as a size_t; returns 0 and leaves *out alone on

@@ -1,0 +1,555 @@
+#!/usr/bin/python3
+"""Side-by-side k-means benchmark: diskmeans, FAISS, scikit-learn and the bare
+cblas_sgemm ceiling, on the same data from the same initial centroids.
+
+Run with the Debian interpreter (/usr/bin/python3), which has numpy, faiss and
+sklearn:
+
+    /usr/bin/python3 bench/compare.py --build-dir build [--workloads ref,fmnist,mix1m]
+        [--threads 1,2] [--rounds R] [--quick] [--markdown FILE] [--json-out FILE]
+        [--unset-openblas-env]
+
+For each workload the driver writes the rows and ONE set of initial centroids
+(k rows drawn with a fixed seed) to .npy files, then runs the programs in turn
+-- diskmeans, FAISS, sklearn, sgemm ceiling, then again -- each in its own
+subprocess with the thread count set, and reports medians over the rounds.
+
+What is measured, the same way for every program:
+  s/iter        the median time of one Lloyd iteration (assignment + update),
+                from the program's own per-iteration clocks where it has them
+                (diskmeans: dkm_iter_stats.seconds; FAISS: differences of
+                iteration_stats' cumulative times); sklearn has none, so its
+                s/iter is (fit(max_iter=N) - fit(max_iter=1)) / (n_iter_ - 1),
+                which cancels the set-up both fits share (validation, copies,
+                norms, the final relabelling pass).
+  GFLOP/s       2 n k d / (s/iter): the assignment's GEMM work per iteration.
+  % of ceiling  GFLOP/s over the bare serial-OpenBLAS cblas_sgemm on the same
+                shapes with the same threads (bench/sgemm_ceiling).
+  objective     sum of squared distances of every row to its nearest FINAL
+                centroid, computed here by one numpy routine for all programs
+                (nearest by float32 GEMM, distance summed in float64), so that
+                FAISS's objective-before-the-last-update and sklearn's
+                inertia-after-relabelling are not compared with each other.
+  peak RSS      ru_maxrss of the program's process (the Python ones include the
+                interpreter and their imports; `baseline` in the JSON output is
+                the RSS after imports, before the data is loaded).
+
+The same process also serves as the FAISS and sklearn worker (--worker).
+"""
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+PROGRAMS = ("diskmeans", "faiss", "sklearn", "ceiling")
+PEERS = ("diskmeans", "faiss", "sklearn")
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+DATA_SEED = 20240611
+INIT_SEED = 7
+
+# name: description, rows source, k, iterations, default rounds. The 1M x 96,
+# k = 1024 workload is heavy (sklearn takes seconds per iteration on one
+# thread), so it runs two rounds by default to keep `make bench` near 15 minutes.
+WORKLOADS = {
+    "ref": dict(title="131,072 x 128 normal", k=512, iters=10, rounds=3),
+    "fmnist": dict(title="Fashion-MNIST 60,000 x 784", k=256, iters=25, rounds=3),
+    "mix1m": dict(title="1,000,000 x 96 Gaussian mixture", k=1024, iters=10, rounds=2),
+}
+# --quick: small versions of the same workloads, for a smoke run.
+QUICK = {
+    "ref": dict(rows=16384, k=128, iters=5),
+    "fmnist": dict(rows=10000, k=64, iters=5),
+    "mix1m": dict(rows=100000, k=256, iters=5),
+}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------
+
+def read_idx_images(path):
+    """Parses an IDX file of uint8 images (optionally gzip) into (n, pixels)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    count = int(np.prod(dims))
+    if len(raw) - offset != count:
+        raise ValueError(f"{path}: {len(raw) - offset} bytes of data, expected {count}")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=offset)
+    return data.reshape(dims[0], -1)
+
+
+def make_rows(name, quick):
+    """The rows of a workload, float32, C order."""
+    rng = np.random.default_rng(DATA_SEED)
+    if name == "ref":
+        n = QUICK["ref"]["rows"] if quick else 131072
+        return rng.standard_normal((n, 128), dtype=np.float32)
+    if name == "fmnist":
+        x = read_idx_images(FASHION_MNIST)
+        if quick:
+            x = x[:QUICK["fmnist"]["rows"]]
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if name == "mix1m":
+        n, d, comps = (QUICK["mix1m"]["rows"] if quick else 1000000), 96, 2000
+        # Components of different sizes and spreads, so clusters are uneven
+        # as in real embeddings; generated in chunks to bound the memory.
+        centers = rng.standard_normal((comps, d), dtype=np.float32) * 3.0
+        scales = rng.uniform(0.3, 1.5, comps).astype(np.float32)
+        weights = rng.dirichlet(np.full(comps, 2.0))
+        x = np.empty((n, d), dtype=np.float32)
+        for first in range(0, n, 131072):
+            m = min(131072, n - first)
+            comp = rng.choice(comps, size=m, p=weights)
+            noise = rng.standard_normal((m, d), dtype=np.float32)
+            x[first:first + m] = centers[comp] + noise * scales[comp, None]
+        return x
+    raise ValueError(name)
+
+
+def prepare(name, quick, data_dir):
+    """Writes (or reuses) the workload's rows and initial centroids; returns
+    the paths and the shape."""
+    spec = dict(WORKLOADS[name])
+    if quick:
+        spec.update(QUICK[name])
+    tag = f"{name}{'-quick' if quick else ''}"
+    data_path = os.path.join(data_dir, f"{tag}.npy")
+    init_path = os.path.join(data_dir, f"{tag}-init-k{spec['k']}.npy")
+    stamp_path = os.path.join(data_dir, f"{tag}.stamp")
+    stamp = {"data_seed": DATA_SEED, "init_seed": INIT_SEED, "k": spec["k"], "version": 1}
+    fresh = False
+    try:
+        with open(stamp_path) as f:
+            fresh = json.load(f) == stamp and os.path.exists(data_path) and \
+                os.path.exists(init_path)
+    except (OSError, ValueError):
+        pass
+    if fresh:
+        x = np.load(data_path, mmap_mode="r")
+    else:
+        log(f"[{name}] writing rows and initial centroids to {data_dir}")
+        x = make_rows(name, quick)
+        rng = np.random.default_rng(INIT_SEED)
+        init = x[np.sort(rng.choice(x.shape[0], size=spec["k"], replace=False))]
+        np.save(data_path, x)
+        np.save(init_path, np.ascontiguousarray(init))
+        with open(stamp_path, "w") as f:
+            json.dump(stamp, f)
+    spec.update(rows=int(x.shape[0]), dim=int(x.shape[1]), data=data_path, init=init_path,
+                tag=tag)
+    return spec
+
+
+def objective(x, c, chunk=16384):
+    """Sum over the rows of the squared distance to the nearest centroid of c.
+    The nearest one is found with a float32 GEMM (as all three programs do);
+    the distance to it is then computed exactly in float64."""
+    c = np.ascontiguousarray(c, dtype=np.float32)
+    c64 = c.astype(np.float64)
+    cn = (c64 * c64).sum(1).astype(np.float32)
+    total = 0.0
+    for first in range(0, x.shape[0], chunk):
+        xb = np.asarray(x[first:first + chunk], dtype=np.float32)
+        lab = (cn[None, :] - 2.0 * (xb @ c.T)).argmin(1)
+        diff = xb.astype(np.float64) - c64[lab]
+        total += float(np.einsum("ij,ij->", diff, diff))
+    return total
+
+
+# --------------------------------------------------------------------------
+# Workers (FAISS, sklearn), run as `compare.py --worker NAME ...`
+# --------------------------------------------------------------------------
+
+def rss_bytes():
+    """Peak RSS of this process image: VmHWM. Not ru_maxrss, which Linux
+    carries across fork and exec, so that a worker would report the driver's
+    peak (it holds the data) as its own."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def worker_faiss(a):
+    import faiss
+    from threadpoolctl import threadpool_limits
+    baseline = rss_bytes()
+    x = np.load(a.data)
+    c0 = np.load(a.init)
+    n, d = x.shape
+    k = c0.shape[0]
+    faiss.omp_set_num_threads(a.threads)
+    with threadpool_limits(a.threads):
+        # max_points_per_centroid huge: train on every row, like the others.
+        km = faiss.Kmeans(d, k, niter=a.iters, max_points_per_centroid=10**9, seed=1234,
+                          verbose=False)
+        t0 = time.perf_counter()
+        km.train(x, init_centroids=c0)
+        total = time.perf_counter() - t0
+    cumulative = [s["time"] for s in km.iteration_stats]
+    per_iter = list(np.diff([0.0] + cumulative))
+    np.save(a.out, km.centroids)
+    return {"program": "faiss", "version": faiss.__version__, "rows": n, "dim": d, "k": k,
+            "threads": a.threads, "n_iter": len(per_iter),
+            "seconds_per_iter": statistics.median(per_iter), "iter_seconds": per_iter,
+            "objective": float(km.obj[-1]), "train_seconds": total,
+            "peak_rss_bytes": rss_bytes(), "baseline_rss_bytes": baseline}
+
+
+def worker_sklearn(a):
+    import sklearn
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+    baseline = rss_bytes()
+    x = np.load(a.data)
+    c0 = np.load(a.init)
+    n, d = x.shape
+    k = c0.shape[0]
+
+    def fit(iters):
+        km = KMeans(n_clusters=k, init=c0, n_init=1, max_iter=iters, tol=0, algorithm="lloyd")
+        t0 = time.perf_counter()
+        km.fit(x)
+        return km, time.perf_counter() - t0
+
+    with threadpool_limits(a.threads):
+        _, t_one = fit(1)
+        km, t_all = fit(a.iters)
+    if km.n_iter_ > 1:
+        s_iter = (t_all - t_one) / (km.n_iter_ - 1)
+    else:
+        s_iter = t_all
+    np.save(a.out, km.cluster_centers_.astype(np.float32))
+    return {"program": "sklearn", "version": sklearn.__version__, "rows": n, "dim": d, "k": k,
+            "threads": a.threads, "n_iter": int(km.n_iter_), "seconds_per_iter": s_iter,
+            "fit_seconds": t_all, "fit1_seconds": t_one,
+            "fit_seconds_per_iter": t_all / km.n_iter_, "objective": float(km.inertia_),
+            "train_seconds": t_all, "peak_rss_bytes": rss_bytes(),
+            "baseline_rss_bytes": baseline}
+
+
+def run_worker(a):
+    result = {"faiss": worker_faiss, "sklearn": worker_sklearn}[a.worker](a)
+    print(json.dumps(result))
+
+
+# --------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------
+
+class Runner:
+    def __init__(self, args, env):
+        self.args = args
+        self.env = env
+        self.ceiling_config = {}  # (tag, threads) -> (tile_rows, transposed)
+
+    def _run(self, cmd, threads):
+        env = dict(self.env)
+        # Every program gets the same thread settings; the serial OpenBLAS of
+        # diskmeans and the ceiling ignores the BLAS ones.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                              timeout=self.args.timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"{' '.join(cmd)} printed no JSON:\n{proc.stdout}{proc.stderr}")
+        return json.loads(lines[-1])
+
+    def run(self, program, w, threads, out):
+        a = self.args
+        if program == "diskmeans":
+            cmd = [a.bench_train, "--data", w["data"], "--init", w["init"], "--iters",
+                   str(w["iters"]), "--tol", "0", "--threads", str(threads),
+                   "--max-points-per-centroid", "0", "--storage", "memory",
+                   "--out-centroids", out]
+            return self._run(cmd, threads)
+        if program in ("faiss", "sklearn"):
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", program,
+                   "--data", w["data"], "--init", w["init"], "--iters", str(w["iters"]),
+                   "--worker-threads", str(threads), "--out", out]
+            return self._run(cmd, threads)
+        if program == "ceiling":
+            cmd = [a.sgemm_ceiling, "--rows", str(w["rows"]), "--dim", str(w["dim"]),
+                   "--k", str(w["k"]), "--threads", str(threads), "--reps",
+                   str(a.ceiling_reps), "--json"]
+            key = (w["tag"], threads)
+            if key in self.ceiling_config:
+                tile, tr = self.ceiling_config[key]
+                cmd += ["--tile", str(tile), "--transposed", str(tr)]
+            r = self._run(cmd, threads)
+            res = r["results"][0]
+            self.ceiling_config[key] = (res["tile_rows"], res["transposed"])
+            return {"program": "ceiling", "seconds_per_iter": res["median_seconds"],
+                    "tile_rows": res["tile_rows"], "transposed": res["transposed"],
+                    "seconds": res["seconds"], "gflops_best": res["gflops_best"]}
+        raise ValueError(program)
+
+
+def summarize(w, threads, program, runs, x):
+    """One table row from a program's rounds."""
+    s_iter = statistics.median(r["seconds_per_iter"] for r in runs)
+    flops = 2.0 * w["rows"] * w["k"] * w["dim"]
+    row = {"workload": w["name"], "title": w["title"], "threads": threads, "program": program,
+           "rounds": len(runs), "seconds_per_iter": s_iter, "gflops": flops / s_iter * 1e-9,
+           "runs": runs}
+    if program != "ceiling":
+        row["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs)
+        row["n_iter"] = runs[0]["n_iter"]
+        row["own_objective"] = runs[0]["objective"]
+    return row
+
+
+def run_setting(args, runner, setting):
+    rows = []
+    for name in args.workloads:
+        w = prepare(name, args.quick, args.data_dir)
+        w["name"] = name
+        rounds = args.rounds or (1 if args.quick else w["rounds"])
+        x = np.load(w["data"], mmap_mode="r")
+        for threads in args.threads:
+            runs = {p: [] for p in args.programs}
+            for r in range(rounds):
+                for p in args.programs:
+                    out = os.path.join(args.data_dir, f"{w['tag']}-{p}-t{threads}.npy")
+                    log(f"[{setting}] {name} T={threads} round {r + 1}/{rounds}: {p}")
+                    res = runner.run(p, w, threads, out)
+                    if p != "ceiling" and r == 0:
+                        # The programs are deterministic from given centroids,
+                        # so the first round's final centroids stand for all.
+                        res["final_objective"] = objective(x, np.load(out))
+                    runs[p].append(res)
+                    log(f"    {res['seconds_per_iter']:.4f} s/iter")
+            group = [summarize(w, threads, p, runs[p], x) for p in args.programs]
+            ceiling = next((g for g in group if g["program"] == "ceiling"), None)
+            for g in group:
+                g["setting"] = setting
+                if g["program"] != "ceiling":
+                    g["final_objective"] = g["runs"][0]["final_objective"]
+                g["pct_ceiling"] = 100.0 * g["gflops"] / ceiling["gflops"] if ceiling else None
+                g["speedup"] = {o["program"]: o["seconds_per_iter"] / g["seconds_per_iter"]
+                                for o in group if o["program"] in PEERS}
+            rows.extend(group)
+    return rows
+
+
+def machine_info():
+    model = platform.processor() or "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpu": model, "cores": os.cpu_count(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "(unset)"),
+            "numpy": np.__version__}
+    try:
+        import faiss
+        info["faiss"] = faiss.__version__
+    except ImportError:
+        pass
+    try:
+        import sklearn
+        info["sklearn"] = sklearn.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def fmt_table(rows, markdown):
+    head = ["workload", "T", "program", "s/iter", "GFLOP/s", "% ceiling", "final objective",
+            "peak RSS MiB", "vs diskmeans", "vs faiss", "vs sklearn"]
+    body = []
+    for r in rows:
+        sp = r["speedup"]
+        body.append([
+            r["workload"] + ("" if r["setting"] == "machine" else " (env unset)"),
+            str(r["threads"]),
+            "sgemm ceiling" if r["program"] == "ceiling" else r["program"],
+            f"{r['seconds_per_iter']:.4f}",
+            f"{r['gflops']:.1f}",
+            "" if r["pct_ceiling"] is None else f"{r['pct_ceiling']:.0f}%",
+            "" if r["program"] == "ceiling" else f"{r['final_objective']:.6e}",
+            "" if r["program"] == "ceiling" else f"{r['peak_rss_bytes'] / 2**20:.0f}",
+        ] + [("" if p not in sp or p == r["program"] else f"{sp[p]:.2f}x") for p in PEERS])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(" --- " if i < 3 else " ---: " for i in range(len(head))) + "|"]
+        lines += ["| " + " | ".join(b) + " |" for b in body]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    out = ["  ".join(h.rjust(wd) if i >= 3 else h.ljust(wd) for i, (h, wd) in
+                     enumerate(zip(head, widths)))]
+    for b in body:
+        out.append("  ".join(c.rjust(wd) if i >= 3 else c.ljust(wd) for i, (c, wd) in
+                             enumerate(zip(b, widths))))
+    return "\n".join(out)
+
+
+def objective_checks(rows):
+    """The goal: diskmeans' final objective within 0.1% of FAISS's and
+    sklearn's from the same initial centroids."""
+    lines = []
+    by_key = {}
+    for r in rows:
+        by_key.setdefault((r["setting"], r["workload"], r["threads"]), {})[r["program"]] = r
+    for (setting, workload, threads), g in by_key.items():
+        if "diskmeans" not in g:
+            continue
+        mine = g["diskmeans"]["final_objective"]
+        for peer in ("faiss", "sklearn"):
+            if peer in g:
+                theirs = g[peer]["final_objective"]
+                rel = (mine - theirs) / theirs
+                verdict = "ok" if abs(rel) <= 1e-3 else "OUTSIDE 0.1%"
+                env = "" if setting == "machine" else " (env unset)"
+                lines.append(f"{workload}{env} T={threads}: diskmeans vs {peer}: "
+                             f"{100 * rel:+.4f}% ({verdict})")
+    return lines
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build-dir", default="build", help="where bench/bench_train and "
+                   "bench/sgemm_ceiling were built (default: build)")
+    p.add_argument("--bench-train", help="path of bench_train (default: BUILD/bench/bench_train)")
+    p.add_argument("--sgemm-ceiling", help="path of sgemm_ceiling")
+    p.add_argument("--data-dir", help="where data, initial and final centroids go "
+                   "(default: BUILD/bench-data)")
+    p.add_argument("--workloads", default="ref,fmnist,mix1m",
+                   help="comma-separated, from: " + ", ".join(WORKLOADS))
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--programs", default=",".join(PROGRAMS),
+                   help="comma-separated, from: " + ", ".join(PROGRAMS))
+    p.add_argument("--rounds", type=int, default=0,
+                   help="rounds per workload (default: 3, 2 for mix1m, 1 with --quick)")
+    p.add_argument("--ceiling-reps", type=int, default=3,
+                   help="timed sgemm passes per round (the round keeps their median)")
+    p.add_argument("--quick", action="store_true", help="small workloads for a smoke run")
+    p.add_argument("--unset-openblas-env", action="store_true",
+                   help="also run everything with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
+    p.add_argument("--markdown", help="write the table as markdown to this file")
+    p.add_argument("--json-out", help="write every measurement as JSON to this file")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per program run")
+    # Worker mode (internal).
+    p.add_argument("--worker", choices=("faiss", "sklearn"), help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    p.add_argument("--init", help=argparse.SUPPRESS)
+    p.add_argument("--iters", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-threads", dest="worker_threads", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.worker:
+        args.threads = args.worker_threads
+        run_worker(args)
+        return 0
+
+    def parse_list(text, allowed, what):
+        items = [s.strip() for s in text.split(",") if s.strip()]
+        bad = [s for s in items if s not in allowed]
+        if not items or bad:
+            p.error(f"--{what}: unknown {', '.join(bad) or '(empty)'}; choose from "
+                    f"{', '.join(allowed)}")
+        return items
+
+    args.workloads = parse_list(args.workloads, WORKLOADS, "workloads")
+    args.programs = parse_list(args.programs, PROGRAMS, "programs")
+    try:
+        args.threads = [int(t) for t in args.threads.split(",")]
+        if not args.threads or min(args.threads) < 1:
+            raise ValueError
+    except ValueError:
+        p.error("--threads must be a comma-separated list of positive integers")
+    if args.rounds < 0:
+        p.error("--rounds must be positive")
+    args.bench_train = args.bench_train or os.path.join(args.build_dir, "bench", "bench_train")
+    args.sgemm_ceiling = args.sgemm_ceiling or os.path.join(args.build_dir, "bench",
+                                                            "sgemm_ceiling")
+    for prog, path in (("diskmeans", args.bench_train), ("ceiling", args.sgemm_ceiling)):
+        if prog in args.programs and not os.access(path, os.X_OK):
+            p.error(f"{path} is not an executable: build it first (or pass its path)")
+    args.data_dir = args.data_dir or os.path.join(args.build_dir, "bench-data")
+    os.makedirs(args.data_dir, exist_ok=True)
+
+    info = machine_info()
+    settings = [("machine", dict(os.environ))]
+    if args.unset_openblas_env:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        settings.append(("unset", env))
+    rows = []
+    for setting, env in settings:
+        rows += run_setting(args, Runner(args, env), setting)
+
+    versions = ", ".join(f"{k} {info[k]}" for k in ("faiss", "sklearn", "numpy") if k in info)
+    diskmeans_version = next((r["runs"][0].get("version") for r in rows
+                              if r["program"] == "diskmeans"), None)
+    if diskmeans_version:
+        versions = f"diskmeans {diskmeans_version}, " + versions
+    header = (f"{info['date']}; {info['cpu']}, {info['cores']} cores; "
+              f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}, "
+              f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}; {versions}"
+              + ("; quick (smoke) sizes" if args.quick else ""))
+    checks = objective_checks(rows)
+    print(header)
+    print(fmt_table(rows, markdown=False))
+    print("\n".join(checks))
+    if args.markdown:
+        workload_lines = []
+        for name in args.workloads:
+            spec = dict(WORKLOADS[name])
+            if args.quick:
+                spec.update(QUICK[name])
+            r = next(r for r in rows if r["workload"] == name)
+            workload_lines.append(f"- `{name}`: {spec['title']}"
+                                  f"{' (quick: ' + str(spec['rows']) + ' rows)' if args.quick else ''}"
+                                  f", k = {spec['k']}, {spec['iters']} iterations, "
+                                  f"{r['rounds']} round(s)")
+        with open(args.markdown, "w") as f:
+            f.write(f"Measured {header}.\n\n")
+            f.write("\n".join(workload_lines) + "\n\n")
+            f.write(fmt_table(rows, markdown=True) + "\n\n")
+            f.write("`vs X` = X's s/iter divided by this row's (above 1: this row is faster). "
+                    "Final objective: sum of squared distances to the final centroids, one "
+                    "numpy routine for all.\n\n")
+            f.write("Objective check (goal: within 0.1%):\n\n")
+            f.write("\n".join(f"- {c}" for c in checks) + "\n")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"machine": info, "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
