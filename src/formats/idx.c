@@ -86,7 +86,8 @@ static dkm_status idx_check_dims(dkm_ctx *ctx, const char *path, const unsigned 
   for (unsigned i = 1; i < h->ndim; i++) {
     uint32_t d = dkm__load_be32(dims + 4 * i);
     if (d == 0)
-      return dkm__error(ctx, DKM_ERR_FORMAT, "%s: IDX dimension %u is 0", path, i);
+      return dkm__error(ctx, DKM_ERR_FORMAT, "%s: IDX dimension %u of %u is 0", path, i + 1,
+                        h->ndim);
     dim *= d; /* stays below 2^52: checked against the cap at every step */
     if (dim > DKM__MAX_DIM)
       return dkm__error(ctx, DKM_ERR_FORMAT,
@@ -250,6 +251,25 @@ static dkm_status gz_truncated(dkm_ctx *ctx, gz_source *s, uint64_t row_in_error
       s->name, (unsigned long long)s->base.rows, s->base.dim, (unsigned long long)row_in_error);
 }
 
+/* After the last row, decompresses on to the end of the file: zlib checks
+ * each member's CRC and length only when it reaches the member's trailer,
+ * and corrupt data that still inflates (a stored block, say) is caught only
+ * there. Data beyond the shape the header gives is an error too, as it is
+ * for a plain IDX file. */
+static dkm_status gz_check_end(dkm_ctx *ctx, gz_source *s) {
+  unsigned char extra;
+  size_t got = 0;
+  dkm_status st = gz_inflate(ctx, s, &extra, 1, &got);
+  if (st == DKM_OK && got != 0)
+    st = dkm__error(ctx, DKM_ERR_FORMAT,
+                    "%s: IDX shape disagrees with the data: more than the %llu rows of %u values "
+                    "the header gives",
+                    s->name, (unsigned long long)s->base.rows, s->base.dim);
+  if (st != DKM_OK)
+    s->pos = UINT64_MAX;
+  return st;
+}
+
 /* Decompresses n rows at s->pos into the stage. */
 static dkm_status gz_rows(dkm_ctx *ctx, gz_source *s, uint64_t n) {
   assert(n <= s->stage_rows);
@@ -262,6 +282,8 @@ static dkm_status gz_rows(dkm_ctx *ctx, gz_source *s, uint64_t n) {
   if (got < need)
     return gz_truncated(ctx, s, s->pos + got / s->row_bytes);
   s->pos += n;
+  if (s->pos == s->base.rows)
+    return gz_check_end(ctx, s);
   return DKM_OK;
 }
 
