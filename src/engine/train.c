@@ -1,0 +1,440 @@
+/*
+ * train.c - dkm_train(): the sample, then n_redo runs of initialisation and
+ * Lloyd iterations; and dkm_plan_training(), which says what that costs.
+ *
+ * One iteration is one pass over the sample: every tile of rows is labelled
+ * by the kernel (parallel over tiles), then the block's rows are added to the
+ * centroid sums (parallel over columns, each worker walking the rows in
+ * order), so every sum sees the rows in the same order whatever the thread
+ * count and block size. Sums are in double, centroids are (float)(sum/n).
+ */
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#include "storage/sample.h"
+#include "train.h"
+
+/* Relative perturbation of the two halves of a split cluster. */
+#define SPLIT_EPS (1.0f / 1024.0f)
+
+/* The public result with what freeing it needs. */
+typedef struct result_box {
+  dkm_result pub;
+  dkm_ctx *ctx;
+} result_box;
+
+void dkm_result_free(dkm_result *result) {
+  if (result == NULL)
+    return;
+  result_box *box = (result_box *)result;
+  dkm_ctx *ctx = box->ctx;
+  dkm__free(ctx, result->centroids);
+  dkm__free(ctx, result->cluster_sizes);
+  dkm__free(ctx, result->iters);
+  dkm__free(ctx, box);
+}
+
+/* --- one pass: label, then accumulate ------------------------------------ */
+
+static uint64_t lloyd_tile(void *user, uint32_t worker, uint64_t first, const float *x,
+                           uint32_t count) {
+  dkm__trainer *t = user;
+  uint64_t off = first - t->eng.block_first;
+  uint32_t bad = dkm__assign_tile(&t->kern, x, count, t->scratch[worker], t->labels + off,
+                                  t->dist + off, t->inv + off);
+  return bad == UINT32_MAX ? UINT64_MAX : first + bad;
+}
+
+typedef struct update_job {
+  dkm__trainer *t;
+  const float *x;
+  uint64_t count;
+} update_job;
+
+static void update_columns(void *arg, uint32_t worker, uint32_t n_workers) {
+  update_job *job = arg;
+  dkm__trainer *t = job->t;
+  const uint32_t dim = t->dim;
+  const uint32_t j0 = (uint32_t)((uint64_t)dim * worker / n_workers);
+  const uint32_t j1 = (uint32_t)((uint64_t)dim * (worker + 1) / n_workers);
+  const int cosine = t->metric == DKM_METRIC_COSINE;
+  if (j0 < j1) {
+    for (uint64_t r = 0; r < job->count; r++) {
+      const float *x = job->x + r * dim;
+      double *s = t->sums + (size_t)t->labels[r] * dim;
+      if (cosine) {
+        double w = t->inv[r];
+        for (uint32_t j = j0; j < j1; j++)
+          s[j] += (double)x[j] * w;
+      } else {
+        for (uint32_t j = j0; j < j1; j++)
+          s[j] += (double)x[j];
+      }
+    }
+  }
+  if (worker == 0) {
+    /* Counts and the objective in row order, by one worker. */
+    double obj = t->objective;
+    for (uint64_t r = 0; r < job->count; r++) {
+      t->counts[t->labels[r]]++;
+      obj += (double)t->dist[r];
+    }
+    t->objective = obj;
+  }
+}
+
+static dkm_status lloyd_block(void *user, uint64_t first, const float *x, uint64_t count) {
+  dkm__trainer *t = user;
+  update_job job = {t, x, count};
+  dkm__pool_run(t->eng.pool, update_columns, &job);
+  return DKM_OK;
+}
+
+/* --- the update ------------------------------------------------------------ */
+
+/* Splits a large cluster for every empty one (FAISS's rule): the donor is
+ * drawn with probability proportional to size - 1 from the run's RNG, in
+ * cluster order, and its centroid is copied and the two copies pushed apart
+ * by a relative SPLIT_EPS on every coordinate (opposite signs). counts are
+ * updated (the donor's halves) so later draws see the split. */
+static uint32_t repair_empty(dkm__trainer *t) {
+  const uint32_t k = t->k, dim = t->dim;
+  uint32_t repaired = 0;
+  for (uint32_t ci = 0; ci < k; ci++) {
+    if (t->counts[ci] != 0)
+      continue;
+    double total = 0;
+    for (uint32_t c = 0; c < k; c++)
+      total += t->counts[c] > 1 ? (double)(t->counts[c] - 1) : 0.0;
+    if (total <= 0) /* cannot happen with m >= k, but never loop */
+      break;
+    double target = dkm__rng_uniform(&t->rng) * total, acc = 0;
+    uint32_t cj = UINT32_MAX, last = UINT32_MAX;
+    for (uint32_t c = 0; c < k; c++) {
+      if (t->counts[c] <= 1)
+        continue;
+      last = c;
+      acc += (double)(t->counts[c] - 1);
+      if (acc > target) {
+        cj = c;
+        break;
+      }
+    }
+    if (cj == UINT32_MAX) /* rounding at the very end of the walk */
+      cj = last;
+    float *a = t->centroids + (size_t)ci * dim, *b = t->centroids + (size_t)cj * dim;
+    for (uint32_t j = 0; j < dim; j++) {
+      float v = b[j];
+      float up = v * (1.0f + SPLIT_EPS), down = v * (1.0f - SPLIT_EPS);
+      a[j] = (j % 2 == 0) ? up : down;
+      b[j] = (j % 2 == 0) ? down : up;
+    }
+    uint64_t half = t->counts[cj] / 2;
+    t->counts[ci] = half;
+    t->counts[cj] -= half;
+    repaired++;
+  }
+  return repaired;
+}
+
+/* New centroids from the sums; returns the number of repairs. */
+static uint32_t update_centroids(dkm__trainer *t) {
+  const uint32_t k = t->k, dim = t->dim;
+  for (uint32_t c = 0; c < k; c++) {
+    if (t->counts[c] == 0)
+      continue;
+    double n = (double)t->counts[c];
+    const double *s = t->sums + (size_t)c * dim;
+    float *dst = t->centroids + (size_t)c * dim;
+    for (uint32_t j = 0; j < dim; j++)
+      dst[j] = (float)(s[j] / n);
+  }
+  uint32_t repaired = repair_empty(t);
+  if (t->metric == DKM_METRIC_COSINE)
+    for (uint32_t c = 0; c < k; c++)
+      dkm__normalize(t->centroids + (size_t)c * dim, dim);
+  dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
+  return repaired;
+}
+
+/* --- sizes and the plan ---------------------------------------------------- */
+
+/* Bytes the trainer itself allocates (beyond the sample), for a block of
+ * block_rows rows and n_workers workers. */
+static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *params,
+                              uint32_t n_workers, int resident) {
+  uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
+  uint32_t tc = dkm__tile_cols(params->k, sp->dim);
+  uint64_t bytes = 0;
+  bytes += 3 * k * dim * sizeof(float);                /* current, best, result */
+  bytes += k * dim * sizeof(double);                   /* sums */
+  bytes += k * (sizeof(float) + 3 * sizeof(uint64_t)); /* norms, counts, sizes */
+  bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
+  bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + sp->tile_rows) * sizeof(float);
+  if (!resident) /* two block buffers being read into */
+    bytes += 2 * b * dim * sizeof(float);
+  else /* allocated but never touched by a resident source */
+    bytes += 0;
+  if (params->init == DKM_INIT_KMEANSPP)
+    bytes += dkm__kmeanspp_bytes(sp->sample_rows, params->k, sp->dim, sp->tile_rows);
+  return bytes;
+}
+
+static uint32_t workers_for(const dkm_params *params) {
+  return params->n_threads != 0 ? params->n_threads : dkm__cpu_count();
+}
+
+dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_source *src,
+                             dkm_plan *out) {
+  dkm_ctx_clear_error(ctx);
+  if (out == NULL || src == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "plan: %s is NULL", out == NULL ? "out" : "src");
+  memset(out, 0, sizeof *out);
+  dkm_status s = dkm_params_check(ctx, params);
+  if (s != DKM_OK)
+    return s;
+  dkm__sample_plan sp;
+  s = dkm__sample_plan_make(ctx, params, src, dkm__tile_rows(params->k, src->dim), &sp);
+  if (s != DKM_OK)
+    return s;
+  uint32_t w = workers_for(params);
+  out->rows = sp.rows;
+  out->dim = sp.dim;
+  out->sample_rows = sp.sample_rows;
+  out->sample_bytes = sp.sample_bytes;
+  out->storage = sp.storage;
+  out->from_source = sp.from_source;
+  out->spill_bytes = sp.spill_bytes;
+  out->memory_limit = sp.memory_limit;
+  /* Drawing the sample reads the source through one block buffer (and, when
+   * spilling, a staging buffer of the same size). */
+  uint64_t gather = sp.gather_block_rows * sp.dim * sizeof(float) * 2;
+  int whole = sp.sample_rows == sp.rows;
+  int resident = (src->flags & DKM_SOURCE_RESIDENT) != 0;
+  /* Memory mode: the sample (none when training reads a resident input in
+   * place) plus the trainer, which reads a resident store. */
+  uint64_t mem_sample = (whole && resident) ? 0 : sp.sample_bytes;
+  out->memory_mode_bytes =
+      mem_sample + DKM__MAX(trainer_bytes(&sp, params, w, 1), (whole && resident) ? 0 : gather);
+  /* Disk mode: no sample in RAM, the trainer streams blocks. */
+  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&sp, params, w, 0), gather);
+  return DKM_OK;
+}
+
+/* --- training ---------------------------------------------------------------- */
+
+static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t dim) {
+  const float *c = params->init_centroids;
+  for (uint64_t i = 0; i < (uint64_t)params->k * dim; i++)
+    if (!isfinite(c[i]))
+      return dkm_ctx_set_error(
+          ctx, DKM_ERR_PARAM, "init_centroids: centroid %llu has a %s in column %llu",
+          (unsigned long long)(i / dim), isnan(c[i]) ? "NaN" : "infinite value",
+          (unsigned long long)(i % dim));
+  return DKM_OK;
+}
+
+static void trainer_free(dkm__trainer *t) {
+  dkm_ctx *ctx = t->ctx;
+  if (t->scratch != NULL)
+    for (uint32_t w = 0; w < t->eng.n_workers; w++)
+      dkm__free_aligned(ctx, t->scratch[w]);
+  dkm__free(ctx, t->scratch);
+  dkm__free_aligned(ctx, t->centroids);
+  dkm__free(ctx, t->cnorm);
+  dkm__free(ctx, t->labels);
+  dkm__free(ctx, t->dist);
+  dkm__free(ctx, t->inv);
+  dkm__free(ctx, t->sums);
+  dkm__free(ctx, t->counts);
+  dkm__engine_close(&t->eng);
+}
+
+static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *params,
+                               dkm_source *train, const dkm__sample_plan *sp) {
+  memset(t, 0, sizeof *t);
+  t->ctx = ctx;
+  t->params = params;
+  t->k = params->k;
+  t->dim = sp->dim;
+  t->m = sp->sample_rows;
+  t->metric = params->metric;
+  dkm_status s = dkm__engine_open(&t->eng, ctx, params, train, sp->tile_rows, sp->block_rows);
+  if (s != DKM_OK)
+    return s;
+  const uint32_t k = t->k, dim = t->dim;
+  size_t cbytes, sbytes;
+  if (!dkm__array_bytes(k, dim, sizeof(float), &cbytes) ||
+      !dkm__array_bytes(k, dim, sizeof(double), &sbytes))
+    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "%u centroids of %u values are too large", k, dim);
+  t->centroids = dkm__alloc_aligned(ctx, cbytes, "the centroids");
+  t->cnorm = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(float), "the centroid norms");
+  t->sums = dkm__alloc_or_fail(ctx, sbytes, "the centroid sums");
+  t->counts = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
+  size_t b = (size_t)sp->block_rows;
+  t->labels = dkm__alloc_or_fail(ctx, b * sizeof(int32_t), "the block's labels");
+  t->dist = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's distances");
+  t->inv = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's norms");
+  if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
+      t->labels == NULL || t->dist == NULL || t->inv == NULL)
+    return DKM_ERR_NOMEM;
+  dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm);
+  t->scratch_floats = dkm__kernel_scratch_floats(&t->kern);
+  t->scratch = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
+  if (t->scratch == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the tile scratch");
+  for (uint32_t w = 0; w < t->eng.n_workers; w++) {
+    t->scratch[w] =
+        dkm__alloc_aligned(ctx, t->scratch_floats * sizeof(float), "a worker's tile scratch");
+    if (t->scratch[w] == NULL)
+      return DKM_ERR_NOMEM;
+  }
+  return DKM_OK;
+}
+
+/* One run: initialisation then Lloyd iterations. iters receives the stats;
+ * *n_iter their number; t->counts ends as the last pass's sizes (copied to
+ * sizes before the repairs). */
+static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters, uint32_t *n_iter,
+                           uint64_t *sizes, double *init_seconds) {
+  const dkm_params *p = t->params;
+  const uint32_t k = t->k, dim = t->dim;
+  dkm__rng_seed(&t->rng, p->seed, DKM__RNG_STREAM_RUN(run));
+  double t0 = dkm__now();
+  dkm_status s = dkm__init_centroids(t, run);
+  *init_seconds += dkm__now() - t0;
+  if (s != DKM_OK)
+    return s;
+  dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
+
+  double prev = NAN;
+  *n_iter = 0;
+  for (uint32_t it = 0; it < p->max_iter; it++) {
+    double start = dkm__now();
+    memset(t->sums, 0, (size_t)k * dim * sizeof(double));
+    memset(t->counts, 0, (size_t)k * sizeof(uint64_t));
+    t->objective = 0;
+    t->eng.progress.phase = DKM_PHASE_ITERATE;
+    t->eng.progress.run = run;
+    t->eng.progress.iteration = it;
+    t->eng.progress.max_iter = p->max_iter;
+    s = dkm__engine_pass(&t->eng, lloyd_tile, lloyd_block, t);
+    if (s != DKM_OK)
+      return s;
+    dkm_iter_stats *st = &iters[it];
+    st->objective = t->objective;
+    double sq = 0;
+    for (uint32_t c = 0; c < k; c++)
+      sq += (double)t->counts[c] * (double)t->counts[c];
+    st->imbalance = (double)k * sq / ((double)t->m * (double)t->m);
+    memcpy(sizes, t->counts, (size_t)k * sizeof(uint64_t));
+    st->repaired = update_centroids(t);
+    st->seconds = dkm__now() - start;
+    *n_iter = it + 1;
+    t->eng.progress.objective = t->objective;
+    t->eng.progress.done = t->eng.progress.total = t->m;
+    s = dkm__engine_report(&t->eng, 1);
+    if (s != DKM_OK)
+      return s;
+    if (it > 0 && fabs(prev - t->objective) <= p->tol * fabs(prev))
+      break;
+    prev = t->objective;
+  }
+  return DKM_OK;
+}
+
+static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, result_box *box,
+                        double call_start) {
+  dkm_result *res = &box->pub;
+  const uint32_t k = params->k, dim = src->dim;
+  dkm__sample_plan sp;
+  dkm_status s = dkm__sample_plan_make(ctx, params, src, dkm__tile_rows(k, dim), &sp);
+  if (s != DKM_OK)
+    return s;
+  if (params->init == DKM_INIT_GIVEN && (s = check_given(ctx, params, dim)) != DKM_OK)
+    return s;
+  res->k = k;
+  res->dim = dim;
+  res->rows = sp.rows;
+  res->sample_rows = sp.sample_rows;
+  res->storage = sp.storage;
+  res->from_source = sp.from_source;
+  res->centroids = dkm__alloc_or_fail(ctx, (size_t)k * dim * sizeof(float), "the result");
+  res->cluster_sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the result");
+  res->iters =
+      dkm__alloc_or_fail(ctx, (size_t)params->max_iter * sizeof(dkm_iter_stats), "the result");
+  dkm_iter_stats *iters = dkm__alloc_or_fail(ctx, (size_t)params->max_iter * sizeof(dkm_iter_stats),
+                                             "the iteration statistics");
+  uint64_t *sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
+  if (res->centroids == NULL || res->cluster_sizes == NULL || res->iters == NULL || iters == NULL ||
+      sizes == NULL) {
+    dkm__free(ctx, iters);
+    dkm__free(ctx, sizes);
+    return DKM_ERR_NOMEM;
+  }
+
+  dkm_source *sample = NULL;
+  int owned = 0;
+  double t0 = dkm__now();
+  s = dkm__sample_draw(ctx, params, src, &sp, &sample, &owned, &res->spill_bytes);
+  res->sample_seconds = dkm__now() - t0;
+  dkm__trainer t;
+  int opened = 0;
+  if (s == DKM_OK) {
+    s = trainer_open(&t, ctx, params, sample, &sp);
+    opened = 1;
+  }
+  for (uint32_t run = 0; s == DKM_OK && run < params->n_redo; run++) {
+    uint32_t n_iter = 0;
+    s = run_once(&t, run, iters, &n_iter, sizes, &res->init_seconds);
+    if (s != DKM_OK)
+      break;
+    double obj = iters[n_iter - 1].objective;
+    /* Lowest final objective wins; ties keep the earlier run. */
+    if (run == 0 || obj < res->objective) {
+      res->objective = obj;
+      res->best_run = run;
+      res->n_iter = n_iter;
+      memcpy(res->centroids, t.centroids, (size_t)k * dim * sizeof(float));
+      memcpy(res->cluster_sizes, sizes, (size_t)k * sizeof(uint64_t));
+      memcpy(res->iters, iters, (size_t)n_iter * sizeof(dkm_iter_stats));
+    }
+  }
+  if (opened)
+    trainer_free(&t);
+  if (owned)
+    dkm_source_close(sample);
+  dkm__free(ctx, iters);
+  dkm__free(ctx, sizes);
+  res->train_seconds = dkm__now() - call_start;
+  return s;
+}
+
+dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, dkm_result **out) {
+  double start = dkm__now();
+  if (ctx == NULL)
+    return DKM_ERR_PARAM;
+  dkm_ctx_clear_error(ctx);
+  if (out == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "train: out is NULL");
+  *out = NULL;
+  if (src == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "train: src is NULL");
+  dkm_status s = dkm_params_check(ctx, params);
+  if (s != DKM_OK)
+    return s;
+  if (src->dim == 0)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "%s: dim is 0", src->name);
+  result_box *box = dkm__calloc(ctx, 1, sizeof *box);
+  if (box == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the result");
+  box->ctx = ctx;
+  s = train(ctx, params, src, box, start);
+  if (s != DKM_OK) {
+    dkm_result_free(&box->pub);
+    return s;
+  }
+  *out = &box->pub;
+  return DKM_OK;
+}

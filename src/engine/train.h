@@ -1,0 +1,40 @@
+/*
+ * train.h - the state of one dkm_train() call, shared by the Lloyd
+ * iterations (train.c) and the initialisations (init.c).
+ */
+#ifndef DKM_ENGINE_TRAIN_H
+#define DKM_ENGINE_TRAIN_H
+
+#include "common/rng.h"
+#include "engine.h"
+#include "kernel.h"
+
+typedef struct dkm__trainer {
+  dkm_ctx *ctx;
+  const dkm_params *params;
+  dkm__engine eng; /* passes over the sample */
+  uint32_t k, dim;
+  uint64_t m; /* sample rows */
+  dkm_metric metric;
+  dkm__kernel kern;
+  float *centroids; /* k * dim, the current ones */
+  float *cnorm;     /* k */
+  float **scratch;  /* per worker */
+  size_t scratch_floats;
+  int32_t *labels; /* block_rows: labels of the current block */
+  float *dist;     /* block_rows */
+  float *inv;      /* block_rows: 1/||x|| for cosine, else 1 */
+  double *sums;    /* k * dim */
+  uint64_t *counts;
+  double objective;
+  dkm__rng rng; /* the current run's */
+} dkm__trainer;
+
+/* Fills t->centroids (normalised for cosine) for the run whose RNG is
+ * t->rng. */
+dkm_status dkm__init_centroids(dkm__trainer *t, uint32_t run);
+
+/* Scratch floats kmeans++ needs beyond the trainer (for the plan). */
+uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * sample.c - see sample.h.
+ *
+ * The sample is drawn with Knuth's selection sampling (Algorithm S, TAOCP
+ * vol. 2, 3.4.2): row i is kept with probability (m - chosen) / (n - i).
+ * It keeps exactly m rows, in increasing order, deciding each row from the
+ * seed alone: one sequential pass over the source, and the same rows
+ * whatever the file format or block size.
+ */
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#include "common/rng.h"
+#include "sample.h"
+#include "spill.h"
+
+/* Rows per block when no block size is given: about 8 MiB of float32. */
+#define AUTO_BLOCK_BYTES (UINT64_C(8) << 20)
+
+float dkm__row_norm2(const float *x, uint32_t dim) {
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t j = 0;
+  for (; j + 8 <= dim; j += 8)
+    for (int l = 0; l < 8; l++)
+      a[l] += x[j + l] * x[j + l];
+  for (; j < dim; j++)
+    a[j & 7] += x[j] * x[j];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
+                                 uint32_t dim) {
+  for (uint32_t j = 0; j < dim; j++) {
+    if (isnan(x[j]))
+      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has a NaN in column %u", name,
+                               (unsigned long long)row, j);
+    if (isinf(x[j]))
+      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has an infinite value in column %u",
+                               name, (unsigned long long)row, j);
+  }
+  return dkm_ctx_set_error(ctx, DKM_ERR_DATA,
+                           "%s: row %llu has values so large that its squared norm overflows "
+                           "float32",
+                           name, (unsigned long long)row);
+}
+
+static uint64_t round_up(uint64_t x, uint64_t multiple) {
+  return (x + multiple - 1) / multiple * multiple;
+}
+
+dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const dkm_source *src,
+                                 uint32_t tile_rows, dkm__sample_plan *plan) {
+  assert(tile_rows >= 1);
+  memset(plan, 0, sizeof *plan);
+  if (src->dim == 0)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "%s: dim is 0", src->name);
+  if (src->rows < params->k)
+    return dkm_ctx_set_error(ctx, DKM_ERR_TOO_FEW_ROWS, "%s: k is %u but there are only %llu rows",
+                             src->name, params->k, (unsigned long long)src->rows);
+  plan->rows = src->rows;
+  plan->dim = src->dim;
+  uint64_t m = src->rows, cap;
+  if (params->max_points_per_centroid != 0 &&
+      dkm__mul_u64(params->max_points_per_centroid, params->k, &cap) && cap < m)
+    m = cap;
+  plan->sample_rows = m;
+  size_t bytes;
+  if (!dkm__array_bytes(m, src->dim, sizeof(float), &bytes))
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM,
+                             "%s: a sample of %llu rows of %u values is too large", src->name,
+                             (unsigned long long)m, src->dim);
+  plan->sample_bytes = bytes;
+
+  plan->memory_limit = params->memory_limit;
+  if (plan->memory_limit == 0)
+    plan->memory_limit = dkm__physical_memory() / 2;
+  plan->storage = params->storage;
+  if (plan->storage == DKM_STORAGE_AUTO)
+    /* An unknown RAM size (0) means no budget to compare with: memory. */
+    plan->storage = (plan->memory_limit == 0 || plan->sample_bytes <= plan->memory_limit)
+                        ? DKM_STORAGE_MEMORY
+                        : DKM_STORAGE_DISK;
+
+  /* No copy when the whole input is the sample and it can be read the way
+   * training reads: in place when it is already float32 in memory, or
+   * straight from a file that allows random access. An in-memory array of
+   * another type is copied (converted) like a file that cannot be reread. */
+  int whole = m == src->rows;
+  if (whole && plan->storage == DKM_STORAGE_MEMORY && (src->flags & DKM_SOURCE_RESIDENT) != 0)
+    plan->from_source = 1;
+  if (whole && plan->storage == DKM_STORAGE_DISK &&
+      (src->flags & (DKM_SOURCE_RESIDENT | DKM_SOURCE_SEQUENTIAL)) == 0 &&
+      src->format != DKM_FORMAT_MEMORY)
+    plan->from_source = 1;
+  plan->spill_bytes =
+      (plan->storage == DKM_STORAGE_DISK && !plan->from_source) ? plan->sample_bytes : 0;
+
+  plan->tile_rows = tile_rows;
+  uint64_t b = params->block_rows;
+  if (b == 0)
+    b = AUTO_BLOCK_BYTES / ((uint64_t)src->dim * sizeof(float));
+  /* Never more than the data (big block_rows values would only waste
+   * memory), always whole tiles. */
+  b = DKM__MAX(b, 1);
+  uint64_t gather = DKM__MIN(b, src->rows);
+  b = DKM__MIN(b, m);
+  plan->block_rows = round_up(b, tile_rows);
+  plan->gather_block_rows = gather;
+  return DKM_OK;
+}
+
+/* --- the in-memory sample: one aligned array, wrapped as a source -------- */
+
+typedef struct memory_store {
+  dkm_source base;
+  float *data;
+} memory_store;
+
+static dkm_status store_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uint64_t count,
+                             float *buf, const float **rows) {
+  memory_store *s = (memory_store *)self;
+  *rows = s->data + first * self->dim;
+  return DKM_OK;
+}
+
+static void store_close(dkm_source *self) {
+  memory_store *s = (memory_store *)self;
+  dkm__free_aligned(self->ctx, s->data);
+  dkm__free(self->ctx, s);
+}
+
+static const dkm_source_methods store_methods = {DKM_SOURCE_METHODS_VERSION, store_read, NULL,
+                                                 store_close};
+
+static dkm_status store_create(dkm_ctx *ctx, const dkm_source *src, uint64_t rows, size_t bytes,
+                               memory_store **out) {
+  *out = NULL;
+  memory_store *s = dkm__calloc(ctx, 1, sizeof *s);
+  if (s == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the sample");
+  s->data = dkm__alloc_aligned(ctx, bytes, "the sample");
+  if (s->data == NULL) {
+    dkm__free(ctx, s);
+    return DKM_ERR_NOMEM;
+  }
+  s->base.methods = &store_methods;
+  s->base.rows = rows;
+  s->base.dim = src->dim;
+  s->base.flags = DKM_SOURCE_RESIDENT;
+  s->base.dtype = DKM_DTYPE_F32;
+  s->base.format = DKM_FORMAT_MEMORY;
+  s->base.bytes = bytes;
+  s->base.name = src->name; /* errors about sample rows name the input */
+  s->base.ctx = ctx;
+  *out = s;
+  return DKM_OK;
+}
+
+/* --- drawing -------------------------------------------------------------- */
+
+static int report(const dkm_params *params, uint64_t done, uint64_t total) {
+  if (params->progress == NULL)
+    return 0;
+  dkm_progress p;
+  memset(&p, 0, sizeof p);
+  p.phase = DKM_PHASE_SAMPLE;
+  p.done = done;
+  p.total = total;
+  p.objective = NAN;
+  return params->progress(params->progress_user, &p);
+}
+
+dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
+                            const dkm__sample_plan *plan, dkm_source **train, int *owned,
+                            uint64_t *spilled) {
+  *train = NULL;
+  *owned = 0;
+  *spilled = 0;
+  if (plan->from_source) {
+    *train = src;
+    return DKM_OK;
+  }
+  const uint32_t dim = src->dim;
+  const uint64_t n = src->rows, m = plan->sample_rows, bsz = plan->gather_block_rows;
+  size_t block_bytes;
+  if (!dkm__array_bytes(bsz, dim, sizeof(float), &block_bytes))
+    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "block of %llu rows is too large",
+                             (unsigned long long)bsz);
+
+  dkm_status s = DKM_OK;
+  memory_store *store = NULL;
+  dkm__spill *spill = NULL;
+  float *buf = NULL, *staging = NULL;
+  uint32_t *picked = NULL;
+  if (plan->storage == DKM_STORAGE_MEMORY) {
+    s = store_create(ctx, src, m, plan->sample_bytes, &store);
+  } else {
+    const char *dir = params->tmp_dir != NULL ? params->tmp_dir : "/tmp";
+    s = dkm__spill_create(ctx, dir, m, dim, &spill);
+    if (s == DKM_OK) {
+      staging = dkm__alloc_aligned(ctx, block_bytes, "the spill buffer");
+      if (staging == NULL)
+        s = DKM_ERR_NOMEM;
+    }
+  }
+  if (s == DKM_OK) {
+    buf = dkm__alloc_aligned(ctx, block_bytes, "a block of rows");
+    picked = dkm__alloc_or_fail(ctx, (size_t)bsz * sizeof *picked, "the sample's row list");
+    if (buf == NULL || picked == NULL)
+      s = DKM_ERR_NOMEM;
+  }
+
+  dkm__rng rng;
+  dkm__rng_seed(&rng, params->seed, DKM__RNG_STREAM_SAMPLE);
+  uint64_t chosen = 0;
+  double last_report = dkm__now();
+  for (uint64_t first = 0; s == DKM_OK && first < n && chosen < m; first += bsz) {
+    uint64_t count = DKM__MIN(bsz, n - first);
+    /* Decide the block's rows before reading it, so that only the span
+     * that holds chosen rows is read (and none at all when m << n leaves a
+     * block empty). */
+    uint32_t np = 0;
+    for (uint64_t i = first; i < first + count && chosen < m; i++) {
+      if (m - chosen == n - i || (double)(n - i) * dkm__rng_uniform(&rng) < (double)(m - chosen)) {
+        picked[np++] = (uint32_t)(i - first);
+        chosen++;
+      }
+    }
+    if (np > 0) {
+      uint64_t lo = picked[0], hi = (uint64_t)picked[np - 1] + 1;
+      const float *rows = NULL;
+      s = src->methods->read(src, ctx, first + lo, hi - lo, buf, &rows);
+      if (s != DKM_OK)
+        break;
+      for (uint32_t p = 0; p < np && s == DKM_OK; p++) {
+        const float *x = rows + (size_t)(picked[p] - lo) * dim;
+        if (!isfinite(dkm__row_norm2(x, dim))) {
+          s = dkm__describe_bad_row(ctx, src->name, first + picked[p], x, dim);
+          break;
+        }
+        float *dst = store != NULL ? store->data + (size_t)(chosen - np + p) * dim
+                                   : staging + (size_t)p * dim;
+        memcpy(dst, x, (size_t)dim * sizeof(float));
+      }
+      if (s == DKM_OK && spill != NULL)
+        s = dkm__spill_append(ctx, spill, staging, np);
+    }
+    double now = dkm__now();
+    if (s == DKM_OK && now - last_report >= 0.25) {
+      last_report = now;
+      if (report(params, first + count, n) != 0)
+        s = dkm_ctx_set_error(ctx, DKM_ERR_CANCELLED, "cancelled while drawing the sample");
+    }
+  }
+  if (s == DKM_OK) {
+    assert(chosen == m);
+    if (report(params, n, n) != 0)
+      s = dkm_ctx_set_error(ctx, DKM_ERR_CANCELLED, "cancelled while drawing the sample");
+  }
+  dkm__free_aligned(ctx, buf);
+  dkm__free_aligned(ctx, staging);
+  dkm__free(ctx, picked);
+  if (s == DKM_OK && spill != NULL) {
+    dkm__spill *sp = spill;
+    spill = NULL;
+    s = dkm__spill_finish(ctx, sp, train);
+    if (s == DKM_OK)
+      *spilled = plan->sample_bytes;
+  } else if (s == DKM_OK) {
+    *train = &store->base;
+    store = NULL;
+  }
+  if (s != DKM_OK) {
+    dkm__spill_abort(spill);
+    if (store != NULL)
+      store_close(&store->base);
+    *train = NULL;
+    return s;
+  }
+  *owned = 1;
+  return DKM_OK;
+}
