@@ -30,6 +30,10 @@ void cli_progress_init(cli_progress *p, int quiet, uint32_t n_redo) {
   p->n_redo = n_redo > 0 ? n_redo : 1;
   p->last_phase = -1;
   p->last_line_phase = -1;
+  /* The first phase starts now, even if the library reports it only when
+   * it ends. */
+  p->last_call = cli_now();
+  p->last_finished = 1;
 }
 
 static void format_duration(double seconds, char *buf, size_t size) {
