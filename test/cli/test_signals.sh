@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SIGINT or SIGTERM during training cancels it through the progress callback:
+# exit 130 / 143, no temporary file, existing outputs untouched.
+source "$(dirname "$0")/lib.sh"
+
+blobs "$T/x.npy" 100000 32 64
+echo "old" >"$T/c.npy"
+echo "old" >"$T/l.npy"
+
+# Training that would run for minutes: many iterations, no early stop.
+long_run() {
+  "$DISKMEANS" train "$T/x.npy" -k 256 --iters 100000 --tol 0 --max-points-per-centroid 0 \
+    -o "$T/c.npy" --labels "$T/l.npy" --stats "$T/s.json" "$@" >"$OUT" 2>"$ERR" &
+  PID=$!
+  # The temporary outputs are created before training starts.
+  for _ in $(seq 1 200); do
+    if [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ]; then
+      break
+    fi
+    sleep 0.05
+  done
+  [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ] || fail "no temporary output appeared"
+  sleep 1 # well into the iterations
+}
+
+for sig in INT TERM; do
+  check "SIG$sig during training"
+  long_run
+  kill -s "$sig" "$PID"
+  set +e
+  wait "$PID"
+  RC=$?
+  set -e
+  if [ "$sig" = INT ]; then expect_status 130; else expect_status 143; fi
+  grep -q "iteration" "$ERR" || fail "training had not started: $(head -c 300 "$ERR")"
+  tail -n 1 "$ERR" | grep -q '^diskmeans: interrupted$' || fail "last line: $(tail -n 1 "$ERR")"
+  grep -q 'AddressSanitizer\|runtime error' "$ERR" && fail "sanitizer report"
+  expect_no_temp "$T"
+  [ "$(cat "$T/c.npy")" = old ] || fail "c.npy was replaced"
+  [ "$(cat "$T/l.npy")" = old ] || fail "l.npy was replaced"
+  expect_missing "$T/s.json"
+done
+
+check "SIGINT with --quiet prints only the one line"
+long_run --quiet
+kill -s INT "$PID"
+set +e
+wait "$PID"
+RC=$?
+set -e
+expect_status 130
+[ "$(cat "$ERR")" = "diskmeans: interrupted" ] || fail "stderr: $(head -c 300 "$ERR")"
+expect_no_temp "$T"
+finish
