@@ -337,7 +337,8 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
     s = dkm__engine_report(&t->eng, 1);
     if (s != DKM_OK)
       return s;
-    if (it > 0 && fabs(prev - t->objective) <= p->tol * fabs(prev))
+    /* tol = 0 runs every iteration, even once nothing moves any more. */
+    if (it > 0 && p->tol > 0 && fabs(prev - t->objective) <= p->tol * fabs(prev))
       break;
     prev = t->objective;
   }
