@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -121,8 +122,17 @@ static void draw_bar(cli_progress *p, const dkm_progress *g, double now) {
     snprintf(rate, sizeof rate, "%s rows/s", r);
   }
   format_duration(remaining, eta, sizeof eta);
-  fprintf(stderr, "\r\033[K%s [%s] %3d%%%s  %s  ETA %s", what, bar, (int)(frac * 100), extra, rate,
-          eta);
+  char line[256];
+  int len = snprintf(line, sizeof line, "%s [%s] %3d%%%s  %s  ETA %s", what, bar, (int)(frac * 100),
+                     extra, rate, eta);
+  /* A line longer than the terminal wraps, and \r then redraws only its
+   * last part: cut it to the width instead. */
+  struct winsize ws;
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && len >= ws.ws_col &&
+      (size_t)ws.ws_col - 1 < sizeof line) {
+    line[ws.ws_col - 1] = '\0';
+  }
+  fprintf(stderr, "\r\033[K%s", line);
   fflush(stderr);
   p->shown = 1;
   p->last_draw = now;
