@@ -344,8 +344,11 @@ typedef struct run_report {
   double assign_gflops;
 } run_report;
 
+/* Prints the context's message, which names the file or the parameter;
+ * what (may be NULL) says which step failed when the message does not. */
 static int fail(dkm_ctx *ctx, dkm_status st, const char *what) {
-  fprintf(stderr, "bench_train: %s: %s (%s)\n", what, dkm_ctx_errmsg(ctx), dkm_strerror(st));
+  fprintf(stderr, "bench_train: %s%s%s (%s)\n", what ? what : "", what ? ": " : "",
+          dkm_ctx_errmsg(ctx), dkm_strerror(st));
   return 1;
 }
 
@@ -513,7 +516,7 @@ int main(int argc, char **argv) {
       st = dkm_source_from_memory(ctx, rows, DKM_DTYPE_F32, n, d, &src);
   }
   if (st != DKM_OK) {
-    status = fail(ctx, st, opt.data ? opt.data : "generated rows");
+    status = fail(ctx, st, NULL);
     goto done;
   }
   rep.load_seconds = bench_now() - t0;
@@ -536,7 +539,7 @@ int main(int argc, char **argv) {
     dkm_file_options_init(&init_file);
     st = load_file(ctx, opt.init, &init_file, &init, &k, &d);
     if (st != DKM_OK) {
-      status = fail(ctx, st, opt.init);
+      status = fail(ctx, st, NULL);
       goto done;
     }
     if (d != src->dim) {
