@@ -398,7 +398,13 @@ int cli_cmd_train(int argc, char **argv) {
     cli_error("out of memory");
     return CLI_EXIT_ERROR;
   }
-  dkm_status st = dkm_params_check(t.ctx, p);
+  /* The initial centroids are read (and checked) only after the input is
+   * open; until then the check looks at every other parameter. */
+  dkm_params early = *p;
+  if (early.init == DKM_INIT_GIVEN) {
+    early.init = DKM_INIT_RANDOM;
+  }
+  dkm_status st = dkm_params_check(t.ctx, &early);
   if (st != DKM_OK) {
     /* Every parameter came from the command line. */
     cli_usage_error("train", "%s", dkm_ctx_errmsg(t.ctx));

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# info (text and JSON), --init FILE, and the storage options: memory and disk
+# storage, thread counts and block sizes give byte-identical centroids.
+source "$(dirname "$0")/lib.sh"
+
+blobs "$T/x.npy" 3000 8 5
+npy_to "$T/x.npy" "$T/x.fvecs" fvecs
+
+check "info: format, rows, dim, dtype, bytes"
+run info "$T/x.fvecs"
+expect_status 0
+grep -Eq '^format: +fvecs$' "$OUT" || fail "format line: $(cat "$OUT")"
+grep -Eq '^rows: +3000$' "$OUT" || fail "rows line"
+grep -Eq '^dim: +8$' "$OUT" || fail "dim line"
+grep -Eq '^dtype: +f32$' "$OUT" || fail "dtype line"
+grep -Eq "^bytes: +.* \\((3000 \\* 36|108000) bytes\\)$" "$OUT" || fail "bytes line: $(grep bytes "$OUT")"
+grep -q '^k:' "$OUT" && fail "plan printed without -k"
+
+check "info -k: the plan, human-readable"
+run info "$T/x.npy" -k 5 --max-points-per-centroid 100 --memory-limit 1G
+expect_status 0
+grep -Eq '^sample rows: +500$' "$OUT" || fail "sample rows: $(cat "$OUT")"
+grep -Eq '^sample bytes: +15\.6 KiB \(16000 bytes\)$' "$OUT" || fail "sample bytes"
+grep -Eq '^memory limit: +1\.0 GiB \(1073741824 bytes\)$' "$OUT" || fail "memory limit"
+grep -Eq '^auto would choose: +memory' "$OUT" || fail "auto choice"
+grep -Eq '^memory mode needs: ' "$OUT" || fail "memory mode line"
+grep -Eq '^disk mode needs: ' "$OUT" || fail "disk mode line"
+grep -Eq '^spill bytes: ' "$OUT" || fail "spill line"
+
+check "info --json"
+run info "$T/x.npy" -k 5 --json --storage disk
+expect_status 0
+"$PY" - "$OUT" <<'PYEOF' || fail "info --json checks failed"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["format"] == "npy" and j["rows"] == 3000 and j["dim"] == 8 and j["dtype"] == "f32", j
+assert j["bytes"] > 3000 * 8 * 4
+p = j["plan"]
+assert p["k"] == 5 and p["sample_rows"] == 1280 and p["sample_bytes"] == 1280 * 8 * 4, p
+assert p["storage"] == "disk" and p["storage_requested"] == "disk", p
+assert p["memory_mode_bytes"] > 0 and p["disk_mode_bytes"] > 0
+PYEOF
+run info "$T/x.npy" --json
+"$PY" -c "import json,sys; assert json.load(open('$OUT'))['plan'] is None" || fail "plan not null"
+
+check "--init FILE: the given centroids are used"
+"$PY" - "$T" <<'PYEOF'
+import sys
+import numpy as np
+t = sys.argv[1]
+x = np.load(f"{t}/x.npy")
+np.save(f"{t}/init.npy", x[[3, 600, 1200, 1800, 2400]])
+np.save(f"{t}/init4.npy", x[[3, 600, 1200, 1800]])
+np.save(f"{t}/init_d7.npy", x[[3, 600, 1200, 1800, 2400], :7])
+PYEOF
+run train "$T/x.npy" -k 5 --init "$T/init.npy" --iters 1 --max-points-per-centroid 0 \
+  -o "$T/c1.npy" --stats "$T/s1.json" -q
+expect_status 0
+"$PY" - "$T" <<'PYEOF' || fail "--init checks failed"
+import json, sys
+import numpy as np
+t = sys.argv[1]
+x = np.load(f"{t}/x.npy").astype(np.float64)
+init = np.load(f"{t}/init.npy").astype(np.float64)
+c = np.load(f"{t}/c1.npy").astype(np.float64)
+# One Lloyd step from init: each centroid is the mean of the rows nearest
+# to the initial centroid.
+l = ((x[:, None] - init[None]) ** 2).sum(-1).argmin(1)
+want = np.stack([x[l == j].mean(0) for j in range(5)])
+assert np.allclose(c, want, rtol=1e-4, atol=1e-3), np.abs(c - want).max()
+s = json.load(open(f"{t}/s1.json"))
+assert s["params"]["init"] == "given" and s["params"]["init_file"].endswith("init.npy"), s["params"]
+PYEOF
+
+check "--init FILE of the wrong shape, or bad"
+run train "$T/x.npy" -k 5 --init "$T/init4.npy" -o "$T/c2.npy"
+expect_status 1
+expect_one_error_line "init4.npy: has 4 rows, but -k is 5"
+run train "$T/x.npy" -k 5 --init "$T/init_d7.npy" -o "$T/c2.npy"
+expect_status 1
+expect_one_error_line "init_d7.npy: initial centroids have dimension 7, but .*x.npy has dimension 8"
+run train "$T/x.npy" -k 5 --init "$T/missing.npy" -o "$T/c2.npy"
+expect_status 1
+expect_one_error_line "missing.npy"
+expect_missing "$T/c2.npy"
+
+check "memory and disk storage, threads, block sizes: identical centroids"
+ref="$T/ref.npy"
+run train "$T/x.npy" -k 5 --iters 6 --max-points-per-centroid 0 -o "$ref" --stats "$T/sm.json" \
+  --storage memory -q
+expect_status 0
+variants=(
+  "--storage disk --tmp-dir $T"
+  "--storage auto --memory-limit 1K"
+  "--threads 1"
+  "--threads 2 --block-rows 33"
+  "--block-rows 1"
+)
+i=0
+for v in "${variants[@]}"; do
+  i=$((i + 1))
+  # shellcheck disable=SC2086
+  run train "$T/x.npy" -k 5 --iters 6 --max-points-per-centroid 0 -o "$T/v$i.npy" \
+    --stats "$T/s$i.json" $v -q
+  expect_status 0
+  cmp -s "$ref" "$T/v$i.npy" || fail "centroids differ with $v"
+done
+"$PY" - "$T" <<'PYEOF' || fail "storage checks failed"
+import json, sys
+t = sys.argv[1]
+m = json.load(open(f"{t}/sm.json"))
+s2 = json.load(open(f"{t}/s2.json"))
+assert m["storage"] == "memory", m["storage"]
+assert s2["storage"] == "disk", ("auto with a 1K limit chose", s2["storage"])
+assert m["objective"] == s2["objective"]
+PYEOF
+
+check "TMPDIR is the default spill folder: a missing one is an error naming it"
+set +e
+TMPDIR="$T/no-such-tmp" "$DISKMEANS" train "$T/x.npy" -k 5 --storage disk -o "$T/c3.npy" \
+  >"$OUT" 2>"$ERR"
+RC=$?
+set -e
+# With npy input, disk mode may read the file in place and need no spill
+# file at all; only when it spills must the missing folder be reported.
+if [ "$RC" -ne 0 ]; then
+  expect_status 1
+  expect_one_error_line "no-such-tmp"
+  expect_missing "$T/c3.npy"
+fi
+run train "$T/x.npy" -k 5 --storage disk --tmp-dir "$T/no-such-tmp" -o "$T/c3.npy" --stats "$T/s3.json" -q
+if [ "$RC" -ne 0 ]; then
+  expect_status 1
+  expect_one_error_line "no-such-tmp"
+else
+  "$PY" -c "import json; s=json.load(open('$T/s3.json')); assert s['spill_bytes'] == 0, s" ||
+    fail "spilled into a missing folder?"
+fi
+expect_no_temp "$T"
+finish
