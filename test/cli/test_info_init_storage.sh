@@ -136,5 +136,42 @@ else
   "$PY" -c "import json; s=json.load(open('$T/s3.json')); assert s['spill_bytes'] == 0, s" ||
     fail "spilled into a missing folder?"
 fi
+check "a gzip input is spilled in disk mode: same centroids, spill bytes counted"
+"$PY" - "$T" <<'PYEOF'
+import gzip, struct, sys
+import numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(3)
+x = rng.integers(0, 256, size=(2000, 6), dtype=np.uint8)
+hdr = struct.pack(">BBBB", 0, 0, 8, 2) + struct.pack(">II", 2000, 6)
+open(f"{t}/u.idx.gz", "wb").write(gzip.compress(hdr + x.tobytes()))
+PYEOF
+run train "$T/u.idx.gz" -k 4 --iters 5 --max-points-per-centroid 0 --storage memory \
+  -o "$T/gm.npy" --stats "$T/gm.json" -q
+expect_status 0
+run train "$T/u.idx.gz" -k 4 --iters 5 --max-points-per-centroid 0 --storage disk --tmp-dir "$T" \
+  -o "$T/gd.npy" --stats "$T/gd.json" -q
+expect_status 0
+cmp -s "$T/gm.npy" "$T/gd.npy" || fail "gzip input: memory and disk storage differ"
+"$PY" - "$T" <<'PYEOF' || fail "spill statistics"
+import json, sys
+t = sys.argv[1]
+m, d = json.load(open(f"{t}/gm.json")), json.load(open(f"{t}/gd.json"))
+assert m["storage"] == "memory" and d["storage"] == "disk", (m["storage"], d["storage"])
+assert d["spill_bytes"] >= 2000 * 6 * 4, d["spill_bytes"]
+assert m["spill_bytes"] == 0
+assert d["format"] == "idx" and d["dtype"] == "u8"
+PYEOF
+[ -z "$(find "$T" -maxdepth 1 -newer "$T/gm.json" -type f ! -name 'g*' ! -name 'run.*')" ] ||
+  fail "a file was left in --tmp-dir: $(find "$T" -maxdepth 1 -newer "$T/gm.json" -type f)"
+set +e
+TMPDIR="$T/no-such-tmp" "$DISKMEANS" train "$T/u.idx.gz" -k 4 --storage disk -o "$T/c4.npy" \
+  >"$OUT" 2>"$ERR"
+RC=$?
+set -e
+expect_status 1
+expect_one_error_line "no-such-tmp"
+expect_missing "$T/c4.npy"
+
 expect_no_temp "$T"
 finish
