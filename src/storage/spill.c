@@ -1,24 +1,28 @@
 /*
  * spill.c - see spill.h.
  *
- * How the spill is read back, and why (measured with bench/bench_disk io on
- * this project's 2-core AVX-512 machine, ext4 on virtio, 4 GiB file, blocks
- * of 8 MiB read by a reader thread while a consumer computes the previous
- * block, as the engine does; see docs/disk.md for the full table):
+ * How the spill is read back, and why. Measured with `bench_disk io` on this
+ * project's machine (2 cores, ext4 on virtio): a 2 GiB file read in 8 MiB
+ * blocks by a reader thread while a consumer touches every value of the
+ * previous block (the engine's pattern), each pass in a fresh process:
  *
- *   strategy                            warm cache        cold cache    peak RSS
- *   pread into the caller's buffer      SEE_PREAD_WARM    SEE_PREAD_COLD  2 blocks
- *   mmap + MADV_POPULATE_READ + DONTNEED SEE_MMAP_WARM    SEE_MMAP_COLD   3 blocks
+ *   strategy                                  warm cache  cold cache  peak RSS
+ *   pread into 2 buffers + FADV_WILLNEED      17.7 GiB/s  2.7-2.9     17.6 MiB
+ *   mmap + MADV_POPULATE_READ + DONTNEED      19.6 GiB/s  2.1-2.7     17.6 MiB
+ *   mmap, nothing dropped (the Lance design)  19.9 GiB/s  2.3-3.0   2049.6 MiB
  *
- * We keep pread. It is at least as fast, and it has two properties mmap
- * lacks: an I/O error is a return value (with mmap it is SIGBUS, which would
- * kill the caller's process: errors must be values), and the resident set
- * cannot grow with the file whatever order the engine reads in (mapped file
- * pages count in RSS until they are explicitly dropped, which is exactly how
- * the Lance design grew to the size of the sample). The engine already
- * overlaps I/O with compute: its reader thread calls read() for block i+1
- * while the workers compute block i, and will_need() for block i+2 starts the
- * kernel's read-ahead, so there is no need for a thread of our own.
+ * (1 MiB blocks: both 13.7 GiB/s; 32 MiB blocks: mmap 14-17, pread 6.5-8.)
+ * The engine consumes rows far slower than either delivers them (under
+ * 1 GiB/s at k = 512, d = 128), so both hide behind compute; cold, which is
+ * what disk mode is for, pread is as fast or faster. We keep pread for two
+ * properties mmap lacks: an I/O error is a return value (with mmap it is
+ * SIGBUS, which would kill the caller's process: errors must be values), and
+ * the resident set cannot grow with the file whatever order rows are read in
+ * (mapped file pages count in RSS until dropped, which is how the Lance
+ * design grew to the size of the sample; initialisation reads rows at
+ * random). The engine already overlaps I/O with compute: its reader thread
+ * reads block i+1 while the workers compute block i, and will_need() for
+ * block i+2 starts the kernel's read-ahead, so we need no thread of our own.
  */
 #include <assert.h>
 #include <errno.h>
