@@ -257,6 +257,47 @@ static void success_clears_the_previous_error(void **state) {
   dkm_ctx_free(ctx);
 }
 
+/* A file cut short after it was opened: the read that reaches the missing
+ * bytes fails with an I/O error naming the file and the offset. */
+static void file_shrinking_after_open_fails_the_read(void **state) {
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  char *path = tf_path(dir, "shrinks.fvecs");
+  unsigned char img[10 * 12];
+  for (int r = 0; r < 10; r++) {
+    int32_t d = 2;
+    float v[2] = {(float)r, -(float)r};
+    memcpy(img + 12 * r, &d, 4);
+    memcpy(img + 12 * r + 4, v, 8);
+  }
+  tf_write(path, img, sizeof img);
+  dkm_source *src = tf_open(ctx, path, DKM_FORMAT_AUTO, 10, 2, DKM_DTYPE_F32, DKM_FORMAT_FVECS);
+  assert_int_equal(truncate(path, 12 * 7 + 5), 0);
+  float buf[30];
+  const float *r;
+  assert_int_equal(dkm_source_read(ctx, src, 0, 7, buf, &r), DKM_OK);
+  assert_true(r[13] == -6.0f);
+  assert_int_equal(dkm_source_read(ctx, src, 6, 3, buf, &r), DKM_ERR_IO);
+  char want[512];
+  snprintf(want, sizeof want, "%s: unexpected end of file at byte 89", path);
+  assert_non_null(strstr(dkm_ctx_errmsg(ctx), want));
+  dkm_source_close(src);
+
+  /* The same with raw f32 rows, read straight into the caller's buffer. */
+  dkm_file_options opt;
+  dkm_file_options_init(&opt);
+  opt.format = DKM_FORMAT_RAW;
+  opt.raw_dim = 3;
+  tf_write(path, img, sizeof img);
+  assert_int_equal(dkm_source_open_file(ctx, path, &opt, &src), DKM_OK);
+  assert_int_equal(truncate(path, 50), 0);
+  assert_int_equal(dkm_source_read(ctx, src, 0, 10, buf, &r), DKM_ERR_IO);
+  snprintf(want, sizeof want, "%s: unexpected end of file at byte 50", path);
+  assert_non_null(strstr(dkm_ctx_errmsg(ctx), want));
+  dkm_source_close(src);
+  free(path);
+  dkm_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(missing_file_is_an_io_error_with_strerror),
@@ -266,6 +307,7 @@ int main(void) {
       cmocka_unit_test(magic_first_then_name_then_forced),
       cmocka_unit_test(same_rows_same_values_whatever_the_format),
       cmocka_unit_test(success_clears_the_previous_error),
+      cmocka_unit_test(file_shrinking_after_open_fails_the_read),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
