@@ -35,6 +35,14 @@ w("complex.npy", npy(good.astype(np.complex64)))
 w("str.npy", npy(np.array([["a", "b"]])))
 w("oned.npy", npy(np.arange(10, dtype=np.float32)))
 w("threed.npy", npy(np.zeros((2, 3, 4), np.float32)))
+w("zerodim.npy", npy(np.zeros((5, 0), np.float32)))
+w("zerorows.npy", npy(np.zeros((0, 4), np.float32)))
+def npy_header(shape):  # a hand-made v1.0 header, for shapes numpy would not write
+    d = ("{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape).encode()
+    d += b" " * (63 - (10 + len(d)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d
+w("hugedim.npy", npy_header("(4, 1000000000000)") + b"\0" * 64)
+w("negshape.npy", npy_header("(-4, 4)") + b"\0" * 64)
 w("shape.npy", full[:-16])
 w("shapebig.npy", full + b"\0" * 16)
 w("nan.npy", npy(np.where(np.arange(160).reshape(40, 4) == 57, np.nan, good).astype(np.float32)))
@@ -63,7 +71,7 @@ echo "precious" >"$T/out/keep.npy"
 
 bad_inputs=(
   empty.fvecs empty.npy truncated.fvecs dims.fvecs dim0.fvecs dimhuge.fvecs dimneg.fvecs
-  magic.npy headerlong.npy fortran.npy bigendian.npy complex.npy str.npy oned.npy threed.npy
+  magic.npy headerlong.npy zerodim.npy zerorows.npy hugedim.npy negshape.npy fortran.npy bigendian.npy complex.npy str.npy oned.npy threed.npy
   shape.npy shapebig.npy nan.npy inf.npy nan.fvecs badmagic.idx truncated.idx
   truncated-idx.gz corrupt.gz cut.gz missing.npy
 )

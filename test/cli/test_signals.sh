@@ -8,24 +8,32 @@ echo "old" >"$T/c.npy"
 echo "old" >"$T/l.npy"
 
 # Training that would run for minutes: many iterations, no early stop.
-long_run() {
+long_run() { # long_run verbose|quiet
+  local extra=()
+  [ "$1" = quiet ] && extra=(--quiet)
   "$DISKMEANS" train "$T/x.npy" -k 256 --iters 100000 --tol 0 --max-points-per-centroid 0 \
-    -o "$T/c.npy" --labels "$T/l.npy" --stats "$T/s.json" "$@" >"$OUT" 2>"$ERR" &
+    -o "$T/c.npy" --labels "$T/l.npy" --stats "$T/s.json" "${extra[@]}" >"$OUT" 2>"$ERR" &
   PID=$!
   # The temporary outputs are created before training starts.
-  for _ in $(seq 1 200); do
-    if [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ]; then
-      break
-    fi
+  for _ in $(seq 1 600); do
+    [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ] && break
     sleep 0.05
   done
   [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ] || fail "no temporary output appeared"
-  sleep 1 # well into the iterations
+  # Wait until the first iteration is over (slow under sanitizers or on a
+  # busy machine); with --quiet there is nothing to wait for.
+  if [ "$1" != quiet ]; then
+    for _ in $(seq 1 1200); do
+      grep -q '^iteration 1/' "$ERR" && break
+      sleep 0.05
+    done
+  fi
+  sleep 0.2
 }
 
 for sig in INT TERM; do
   check "SIG$sig during training"
-  long_run
+  long_run verbose
   kill -s "$sig" "$PID"
   set +e
   wait "$PID"
@@ -42,7 +50,7 @@ for sig in INT TERM; do
 done
 
 check "SIGINT with --quiet prints only the one line"
-long_run --quiet
+long_run quiet
 kill -s INT "$PID"
 set +e
 wait "$PID"
