@@ -7,6 +7,7 @@
  *   outfile.c    atomic output files and the signal handlers that clean them
  *   writers.c    .npy and .fvecs writers
  *   progress.c   the progress bar (terminal) or plain lines (pipe, log file)
+ *   centroids.c  reading centroid files whole; cluster-size summaries
  *   cmd_*.c      one file per subcommand
  *   help.c       the --help texts (docs/cli.md repeats them verbatim)
  */
