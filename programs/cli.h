@@ -140,6 +140,11 @@ void cli_signals_install(void);
  * handler unlinks the temporary files and exits at once. */
 void cli_signals_defer(int on);
 
+/* Holds the signals back (on = 1) until released (on = 0), so that a set of
+ * outputs is renamed into place all together or not at all; a signal that
+ * came meanwhile is handled on release. Not nested. */
+void cli_signals_hold(int on);
+
 /* The signal received so far (0 if none). */
 int cli_signal_received(void);
 

@@ -216,8 +216,11 @@ int cli_cmd_assign(int argc, char **argv) {
     }
     mean_distance /= (double)src->rows;
   }
-  if (cli_npy_map_commit(&labels) != 0 ||
-      (a.distances != NULL && cli_npy_map_commit(&distances) != 0)) {
+  cli_signals_hold(1);
+  int committed = cli_npy_map_commit(&labels) == 0 &&
+                  (a.distances == NULL || cli_npy_map_commit(&distances) == 0);
+  cli_signals_hold(0);
+  if (!committed) {
     goto done;
   }
   if (!a.quiet) {

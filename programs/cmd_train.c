@@ -486,10 +486,14 @@ int cli_cmd_train(int argc, char **argv) {
   if (a.stats != NULL && write_report(&t.stats, &report) != 0) {
     return fail(&t, CLI_EXIT_ERROR);
   }
-  /* All outputs are complete: put them in place. */
-  if (cli_outfile_commit(&t.centroids) != 0 ||
-      (a.labels != NULL && cli_npy_map_commit(&t.labels) != 0) ||
-      (a.stats != NULL && cli_outfile_commit(&t.stats) != 0)) {
+  /* All outputs are complete: put them in place, all of them, without a
+   * signal landing between two renames. */
+  cli_signals_hold(1);
+  int committed = cli_outfile_commit(&t.centroids) == 0 &&
+                  (a.labels == NULL || cli_npy_map_commit(&t.labels) == 0) &&
+                  (a.stats == NULL || cli_outfile_commit(&t.stats) == 0);
+  cli_signals_hold(0);
+  if (!committed) {
     return fail(&t, CLI_EXIT_ERROR);
   }
 

@@ -85,6 +85,16 @@ static void restore_signals(const sigset_t *old) {
   pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+static sigset_t held_mask;
+
+void cli_signals_hold(int on) {
+  if (on) {
+    block_signals(&held_mask);
+  } else {
+    restore_signals(&held_mask);
+  }
+}
+
 /* The folder part of path, malloc'ed ("." when there is none). */
 static char *folder_of(const char *path) {
   const char *slash = strrchr(path, '/');
