@@ -82,6 +82,39 @@ cmp -s "$T/l.npy" "$T/l.bak" || fail "l.npy changed"
 cmp -s "$T/s.json" "$T/s.bak" || fail "s.json changed"
 expect_no_temp "$T"
 
+check "a full disk: one clear error, no temporary file, no partial output"
+# A 64 KiB tmpfs in a private mount namespace, when we may make one.
+mkdir "$T/full"
+"$PY" -c "import numpy as np; np.save('$T/wide.npy', np.ones((300, 100), np.float32) * np.arange(300, dtype=np.float32)[:, None])"
+full_run() { # full_run ARGS...: runs the tool with $T/full a 64 KiB file system
+  set +e
+  unshare -m bash -c 'd=$1; shift; mount -t tmpfs -o size=64k tmpfs "$d" || exit 99
+    "$@"; rc=$?; [ -z "$(ls -A "$d")" ] || { ls -la "$d" >&2; rc=98; }; exit $rc' \
+    _ "$T/full" "$DISKMEANS" "$@" >"$OUT" 2>"$ERR"
+  RC=$?
+  set -e
+}
+if unshare -m true 2>/dev/null; then
+  # 300 labels fit but 300 x 100 floats of centroids (120 KB) do not.
+  full_run train "$T/wide.npy" -k 300 --iters 1 -o "$T/full/c.fvecs" --labels "$T/full/l.npy" -q
+  if [ "$RC" -eq 99 ]; then
+    echo "SKIP: cannot mount a tmpfs here"
+  else
+    expect_status 1
+    expect_one_error_line "full/c.fvecs: cannot write: No space left on device"
+    full_run train "$T/wide.npy" -k 300 --iters 1 -o "$T/full/c.npy" -q
+    expect_status 1
+    expect_one_error_line "full/c.npy: cannot write: No space left on device"
+    # Labels are reserved before the library writes them through a mapping.
+    "$PY" -c "import numpy as np; np.save('$T/tall.npy', np.arange(40000, dtype=np.float32).reshape(20000, 2))"
+    full_run assign "$T/tall.npy" -c "$T/tall.npy" -o "$T/full/l.npy" -q
+    expect_status 1
+    expect_one_error_line "full/l.npy: cannot reserve .* No space left on device"
+  fi
+else
+  echo "SKIP: no mount namespace for a full-disk check"
+fi
+
 check "outputs get the usual permissions (0666 minus the umask)"
 (umask 022 && "$DISKMEANS" train "$T/x.npy" -k 3 -o "$T/p.npy" --quiet)
 [ "$(stat -c %a "$T/p.npy")" = 644 ] || fail "mode $(stat -c %a "$T/p.npy"), expected 644"
