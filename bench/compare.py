@@ -359,6 +359,15 @@ def run_setting(args, runner, setting):
     return rows
 
 
+def loadavg():
+    """The 1-minute load average: other work on the machine skews timings."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def machine_info():
     model = platform.processor() or "unknown"
     try:
@@ -372,7 +381,7 @@ def machine_info():
             "cpu": model, "cores": os.cpu_count(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
             "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "(unset)"),
-            "numpy": np.__version__}
+            "numpy": np.__version__, "loadavg_start": loadavg()}
     try:
         import faiss
         info["faiss"] = faiss.__version__
@@ -512,6 +521,7 @@ def main():
     for setting, env in settings:
         rows += run_setting(args, Runner(args, env), setting)
 
+    info["loadavg_end"] = loadavg()
     versions = ", ".join(f"{k} {info[k]}" for k in ("faiss", "sklearn", "numpy") if k in info)
     diskmeans_version = next((r["runs"][0].get("version") for r in rows
                               if r["program"] == "diskmeans"), None)
@@ -519,7 +529,9 @@ def main():
         versions = f"diskmeans {diskmeans_version}, " + versions
     header = (f"{info['date']}; {info['cpu']}, {info['cores']} cores; "
               f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}, "
-              f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}; {versions}"
+              f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}; {versions}; "
+              f"load average {info['loadavg_start']:.1f} at start, {info['loadavg_end']:.1f} "
+              f"at end"
               + ("; quick (smoke) sizes" if args.quick else ""))
     checks = objective_checks(rows)
     print(header)

@@ -231,7 +231,7 @@ static double gflops(const bench_sgemm_config *cfg, double seconds) {
  * thread is tried too unless its output would not fit in 1 GiB per thread. */
 static int scan(const options *opt, uint32_t threads, const float *x, const float *c,
                 bench_sgemm_config *best, FILE *log) {
-  static const uint64_t tiles[] = {256, 512, 1024, 2048, 4096, 8192, 16384, 0};
+  static const uint64_t tiles[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 0};
   uint64_t rows = opt->scan_rows * threads < opt->rows ? opt->scan_rows * threads : opt->rows;
   double best_rate = 0.0;
   for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
