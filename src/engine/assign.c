@@ -37,10 +37,10 @@ static uint64_t assign_tile(void *user, uint32_t worker, uint64_t first, const f
 static dkm_status check_centroids(dkm_ctx *ctx, const float *c, uint32_t k, uint32_t dim) {
   for (uint64_t i = 0; i < (uint64_t)k * dim; i++)
     if (!isfinite(c[i]))
-      return dkm_ctx_set_error(
-          ctx, DKM_ERR_DATA, "centroids: centroid %llu has a %s in column %llu",
-          (unsigned long long)(i / dim), isnan(c[i]) ? "NaN" : "infinite value",
-          (unsigned long long)(i % dim));
+      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "centroids: centroid %llu has %s in column %llu",
+                               (unsigned long long)(i / dim),
+                               isnan(c[i]) ? "a NaN" : "an infinite value",
+                               (unsigned long long)(i % dim));
   return DKM_OK;
 }
 

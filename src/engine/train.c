@@ -208,17 +208,20 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->spill_bytes = sp.spill_bytes;
   out->memory_limit = sp.memory_limit;
   /* Drawing the sample reads the source through one block buffer (and, when
-   * spilling, a staging buffer of the same size). */
+   * spilling, a staging buffer of the same size); training in place draws
+   * nothing. Which mode trains in place is sample.c's rule. */
   uint64_t gather = sp.gather_block_rows * sp.dim * sizeof(float) * 2;
   int whole = sp.sample_rows == sp.rows;
   int resident = (src->flags & DKM_SOURCE_RESIDENT) != 0;
-  /* Memory mode: the sample (none when training reads a resident input in
-   * place) plus the trainer, which reads a resident store. */
-  uint64_t mem_sample = (whole && resident) ? 0 : sp.sample_bytes;
-  out->memory_mode_bytes =
-      mem_sample + DKM__MAX(trainer_bytes(&sp, params, w, 1), (whole && resident) ? 0 : gather);
-  /* Disk mode: no sample in RAM, the trainer streams blocks. */
-  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&sp, params, w, 0), gather);
+  int mem_in_place = whole && resident;
+  int disk_in_place = whole && !resident && (src->flags & DKM_SOURCE_SEQUENTIAL) == 0 &&
+                      src->format != DKM_FORMAT_MEMORY;
+  /* Memory mode: the sample (none in place) plus the trainer reading a
+   * resident store or array. */
+  out->memory_mode_bytes = (mem_in_place ? 0 : sp.sample_bytes) +
+                           DKM__MAX(trainer_bytes(&sp, params, w, 1), mem_in_place ? 0 : gather);
+  /* Disk mode: no sample in RAM; the trainer streams blocks. */
+  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&sp, params, w, 0), disk_in_place ? 0 : gather);
   return DKM_OK;
 }
 
@@ -229,8 +232,8 @@ static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t d
   for (uint64_t i = 0; i < (uint64_t)params->k * dim; i++)
     if (!isfinite(c[i]))
       return dkm_ctx_set_error(
-          ctx, DKM_ERR_PARAM, "init_centroids: centroid %llu has a %s in column %llu",
-          (unsigned long long)(i / dim), isnan(c[i]) ? "NaN" : "infinite value",
+          ctx, DKM_ERR_PARAM, "init_centroids: centroid %llu has %s in column %llu",
+          (unsigned long long)(i / dim), isnan(c[i]) ? "a NaN" : "an infinite value",
           (unsigned long long)(i % dim));
   return DKM_OK;
 }
