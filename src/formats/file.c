@@ -162,8 +162,8 @@ static dkm_status strided_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, u
 
 static void strided_will_need(dkm_source *self, uint64_t first, uint64_t count) {
   strided_source *s = (strided_source *)self;
-  if (first >= self->rows)
-    return;
+  if (first >= self->rows || count == 0)
+    return; /* a length of 0 would mean "to the end of the file" */
   count = DKM__MIN(count, self->rows - first);
   /* Only a hint: a failure just means no read-ahead. */
   (void)posix_fadvise(s->fd, (off_t)(s->lay.data_offset + first * s->row_bytes),

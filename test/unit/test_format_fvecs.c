@@ -57,6 +57,12 @@ static void fvecs_reads_back_exactly(void **state) {
   for (int i = 0; i < 2; i++) {
     dkm_source *src = tf_open(ctx, paths[i], forms[i], rows, dim, DKM_DTYPE_F32, DKM_FORMAT_FVECS);
     assert_int_equal(src->bytes, size);
+    /* The read-ahead hint is harmless whatever its range. */
+    assert_non_null(src->methods->will_need);
+    src->methods->will_need(src, 0, rows);
+    src->methods->will_need(src, rows - 1, 100);
+    src->methods->will_need(src, rows + 5, 1);
+    src->methods->will_need(src, 3, 0);
     uint64_t blocks[] = {1, 4, 36, 37};
     for (size_t b = 0; b < 4; b++) {
       float *got = tf_read_all(ctx, src, blocks[b]);
