@@ -98,8 +98,10 @@ static inline void tf_assert_same(const float *got, const float *want, size_t n)
 static inline void tf_expect_error(dkm_ctx *ctx, const char *path, const dkm_file_options *opt,
                                    dkm_status status, const char *word) {
   dkm_source *src = (dkm_source *)(uintptr_t)1;
+  int fds = dkm_test_count_entries("/proc/self/fd");
   dkm_status st = dkm_source_open_file(ctx, path, opt, &src);
   const char *msg = dkm_ctx_errmsg(ctx);
+  assert_int_equal(dkm_test_count_entries("/proc/self/fd"), fds); /* no descriptor leaked */
   if (st != status)
     fail_msg("%s: expected %s, got %s (%s)", path, dkm_status_name(status), dkm_status_name(st),
              msg);
