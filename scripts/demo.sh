@@ -2,13 +2,15 @@
 # make demo: trains k = 256 centroids on the 60,000 Fashion-MNIST training
 # images, then labels the 10,000 test images with them.
 #   usage: bash scripts/demo.sh [BUILD_DIR]    (default: build)
-# Outputs go to BUILD_DIR/demo/.
+# Outputs go to BUILD_DIR/demo/. DKM_FASHION_MNIST (folder of the .gz files)
+# and DKM_DEMO_OUT (output folder) override the defaults; the test of this
+# script uses them.
 set -euo pipefail
 
 build=${1:-build}
 tool="$build/programs/diskmeans"
 data=${DKM_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-out="$build/demo"
+out=${DKM_DEMO_OUT:-$build/demo}
 train="$data/train-images-idx3-ubyte.gz"
 test="$data/t10k-images-idx3-ubyte.gz"
 
