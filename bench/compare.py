@@ -53,6 +53,7 @@ import numpy as np
 
 PROGRAMS = ("diskmeans", "faiss", "sklearn", "ceiling")
 PEERS = ("diskmeans", "faiss", "sklearn")
+FAILURES = []  # runs that failed, reported at the end
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 DATA_SEED = 20240611
 INIT_SEED = 7
@@ -339,14 +340,23 @@ def run_setting(args, runner, setting):
                 for p in args.programs:
                     out = os.path.join(args.data_dir, f"{w['tag']}-{p}-t{threads}.npy")
                     log(f"[{setting}] {name} T={threads} round {r + 1}/{rounds}: {p}")
-                    res = runner.run(p, w, threads, out)
-                    if p != "ceiling" and r == 0:
+                    try:
+                        res = runner.run(p, w, threads, out)
+                    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError,
+                            KeyError, IndexError) as e:
+                        # One program failing must not lose the others' numbers.
+                        msg = str(e).strip().splitlines()
+                        FAILURES.append(f"{setting} {name} T={threads} {p}: "
+                                        f"{msg[0] if msg else type(e).__name__}")
+                        log(f"    FAILED: {e}")
+                        continue
+                    if p != "ceiling" and not runs[p]:
                         # The programs are deterministic from given centroids,
                         # so the first round's final centroids stand for all.
                         res["final_objective"] = objective(x, np.load(out))
                     runs[p].append(res)
                     log(f"    {res['seconds_per_iter']:.4f} s/iter")
-            group = [summarize(w, threads, p, runs[p], x) for p in args.programs]
+            group = [summarize(w, threads, p, runs[p], x) for p in args.programs if runs[p]]
             ceiling = next((g for g in group if g["program"] == "ceiling"), None)
             for g in group:
                 g["setting"] = setting
@@ -540,6 +550,8 @@ def main():
     print(header)
     print(fmt_table(rows, markdown=False))
     print("\n".join(checks))
+    if FAILURES:
+        print("FAILED runs (left out of the table):\n" + "\n".join(FAILURES))
     if args.markdown:
         workload_lines = []
         for name in args.workloads:
@@ -560,10 +572,13 @@ def main():
                     "numpy routine for all.\n\n")
             f.write("Objective check (goal: within 0.1%):\n\n")
             f.write("\n".join(f"- {c}" for c in checks) + "\n")
+            if FAILURES:
+                f.write("\nFAILED runs (left out of the table):\n\n" +
+                        "\n".join(f"- {m}" for m in FAILURES) + "\n")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"machine": info, "rows": rows}, f, indent=1)
-    return 0
+            json.dump({"machine": info, "rows": rows, "failures": FAILURES}, f, indent=1)
+    return 1 if FAILURES else 0
 
 
 if __name__ == "__main__":

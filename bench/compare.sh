@@ -27,10 +27,16 @@ done
 python=/usr/bin/python3
 results="$here/results"
 mkdir -p "$results"
+# A failed program run makes compare.py exit 1 after writing the table of the
+# others: keep that table, and the status.
+status=0
 "$python" "$here/compare.py" --build-dir "$build" --markdown "$results/latest.md.tmp" \
-  --json-out "$results/latest.json.tmp" "$@"
-mv "$results/latest.md.tmp" "$results/latest.md"
-mv "$results/latest.json.tmp" "$results/latest.json"
-echo
-echo "Written: $results/latest.md"
-cat "$results/latest.md"
+  --json-out "$results/latest.json.tmp" "$@" || status=$?
+if [ -f "$results/latest.md.tmp" ]; then
+  mv "$results/latest.md.tmp" "$results/latest.md"
+  mv "$results/latest.json.tmp" "$results/latest.json"
+  echo
+  echo "Written: $results/latest.md"
+  cat "$results/latest.md"
+fi
+exit $status
