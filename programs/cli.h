@@ -250,6 +250,8 @@ void cli_progress_init(cli_progress *p, int quiet, uint32_t n_redo);
 int cli_progress_callback(void *user, const dkm_progress *progress);
 /* Erases the bar, if one is on screen. */
 void cli_progress_finish(cli_progress *p);
+/* Erases whatever bar is on screen (cli_error calls it). */
+void cli_progress_erase(void);
 
 /* A JSON integer, or a real for the (unlikely) values above INT64_MAX. */
 json_t *cli_json_u64(uint64_t v);

@@ -338,7 +338,6 @@ typedef struct train_state {
   dkm_source *src;
   dkm_result *result;
   float *init;
-  uint64_t *counts;
   uint64_t *label_counts;
   cli_outfile centroids;
   cli_npy_map labels;
@@ -351,7 +350,6 @@ static void cleanup(train_state *t) {
   cli_outfile_abort(&t->centroids);
   cli_npy_map_abort(&t->labels);
   cli_outfile_abort(&t->stats);
-  free(t->counts);
   free(t->label_counts);
   free(t->init);
   dkm_result_free(t->result);

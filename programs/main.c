@@ -18,6 +18,7 @@ void cli_error(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  cli_progress_erase();
   fprintf(stderr, CLI_NAME ": %s\n", line);
 }
 

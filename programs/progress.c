@@ -16,6 +16,17 @@
 #include "cli.h"
 
 #define REDRAW_SECONDS 0.1
+
+/* Whether a bar is on the terminal's last line, whichever command drew it:
+ * an error message must first erase it, or it would be glued to the bar. */
+static int bar_on_screen;
+
+void cli_progress_erase(void) {
+  if (bar_on_screen) {
+    fputs("\r\033[K", stderr);
+    bar_on_screen = 0;
+  }
+}
 #define BAR_WIDTH 24
 
 void cli_progress_init(cli_progress *p, int quiet, uint32_t n_redo) {
@@ -135,6 +146,7 @@ static void draw_bar(cli_progress *p, const dkm_progress *g, double now) {
   fprintf(stderr, "\r\033[K%s", line);
   fflush(stderr);
   p->shown = 1;
+  bar_on_screen = 1;
   p->last_draw = now;
 }
 
@@ -214,7 +226,7 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
 
 void cli_progress_finish(cli_progress *p) {
   if (p->shown) {
-    fputs("\r\033[K", stderr);
+    cli_progress_erase();
     fflush(stderr);
     p->shown = 0;
   }
