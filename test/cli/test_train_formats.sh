@@ -94,5 +94,35 @@ grep -q "objective" "$OUT" || fail "no objective in the summary: $(cat "$OUT")"
 grep -q "cluster sizes: min" "$OUT" || fail "no cluster sizes in the summary"
 cmp "$T/c2.npy" "$T/c_npy.npy" || fail "progress output changed the result"
 
+check "u8 rows as .bvecs, .npy (u1), IDX, gzip IDX and raw u8: identical centroids"
+"$PY" - "$T" <<'PYEOF'
+import gzip, struct, sys
+import numpy as np
+t = sys.argv[1]
+x = np.random.default_rng(4).integers(0, 256, size=(1000, 10), dtype=np.uint8)
+np.save(f"{t}/u.npy", x)
+rows = np.empty((1000, 14), dtype=np.uint8)
+rows[:, :4] = np.frombuffer(struct.pack("<i", 10), dtype=np.uint8)
+rows[:, 4:] = x
+rows.tofile(f"{t}/u.bvecs")
+idx = struct.pack(">BBBB", 0, 0, 8, 2) + struct.pack(">II", 1000, 10) + x.tobytes()
+open(f"{t}/u.idx", "wb").write(idx)
+open(f"{t}/u.idx.gz", "wb").write(gzip.compress(idx))
+x.tofile(f"{t}/u.u8")
+# The same values as float16 and float64 are exact, so they train the same.
+np.save(f"{t}/u_f16.npy", x.astype(np.float16))
+np.save(f"{t}/u_f64.npy", x.astype(np.float64))
+PYEOF
+run train "$T/u.npy" -k 7 --iters 5 -o "$T/u_ref.npy" -q
+expect_status 0
+for f in u.bvecs u.idx u.idx.gz u_f16.npy u_f64.npy; do
+  run train "$T/$f" -k 7 --iters 5 -o "$T/u_out.npy" -q
+  expect_status 0
+  cmp -s "$T/u_ref.npy" "$T/u_out.npy" || fail "$f gave other centroids than u.npy"
+done
+run train "$T/u.u8" --dim 10 --dtype u8 -k 7 --iters 5 -o "$T/u_out.npy" -q
+expect_status 0
+cmp -s "$T/u_ref.npy" "$T/u_out.npy" || fail "raw u8 gave other centroids than u.npy"
+
 expect_no_temp "$T"
 finish
