@@ -238,6 +238,7 @@ typedef struct train_report {
   const dkm_result *result;
   const cli_sizes *sizes;
   const cli_sizes *label_sizes; /* NULL without --labels */
+  const dkm_plan *plan;
   double labels_seconds;
   double wall_seconds;
   uint64_t peak_rss;
@@ -272,6 +273,17 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(params, "memory_limit", cli_json_u64(p->memory_limit));
   json_object_set_new(params, "tmp_dir", jstr(p->tmp_dir));
   json_object_set_new(root, "params", params);
+
+  /* The plan made before training, to compare its estimates with what
+   * happened (peak_rss_bytes). */
+  json_t *plan = json_object();
+  json_object_set_new(plan, "storage", jstr(dkm_storage_name(r->plan->storage)));
+  json_object_set_new(plan, "memory_limit", cli_json_u64(r->plan->memory_limit));
+  json_object_set_new(plan, "sample_bytes", cli_json_u64(r->plan->sample_bytes));
+  json_object_set_new(plan, "spill_bytes", cli_json_u64(r->plan->spill_bytes));
+  json_object_set_new(plan, "memory_mode_bytes", cli_json_u64(r->plan->memory_mode_bytes));
+  json_object_set_new(plan, "disk_mode_bytes", cli_json_u64(r->plan->disk_mode_bytes));
+  json_object_set_new(root, "plan", plan);
 
   json_object_set_new(root, "sample_rows", cli_json_u64(res->sample_rows));
   json_object_set_new(root, "storage", jstr(dkm_storage_name(res->storage)));
@@ -429,6 +441,12 @@ int cli_cmd_train(int argc, char **argv) {
     p->init_centroids = t.init;
   }
 
+  dkm_plan plan;
+  st = dkm_plan_training(t.ctx, p, t.src, &plan);
+  if (st != DKM_OK) {
+    return library_failure(&t, st);
+  }
+
   p->progress = cli_progress_callback;
   p->progress_user = &t.progress;
   cli_signals_defer(1);
@@ -473,14 +491,17 @@ int cli_cmd_train(int argc, char **argv) {
   if (cli_write_centroids(&t.centroids, res->centroids, res->k, res->dim) != 0) {
     return fail(&t, CLI_EXIT_ERROR);
   }
-  train_report report = {&a,
-                         t.src,
-                         res,
-                         &sizes,
-                         a.labels != NULL ? &label_sizes : NULL,
-                         labels_seconds,
-                         cli_now() - start,
-                         cli_peak_rss_bytes()};
+  train_report report = {
+      .args = &a,
+      .src = t.src,
+      .result = res,
+      .sizes = &sizes,
+      .label_sizes = a.labels != NULL ? &label_sizes : NULL,
+      .plan = &plan,
+      .labels_seconds = labels_seconds,
+      .wall_seconds = cli_now() - start,
+      .peak_rss = cli_peak_rss_bytes(),
+  };
   if (a.stats != NULL && write_report(&t.stats, &report) != 0) {
     return fail(&t, CLI_EXIT_ERROR);
   }

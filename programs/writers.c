@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -63,10 +64,10 @@ const char *cli_extension(const char *path) {
 
 cli_out_kind cli_output_kind(const char *path) {
   const char *ext = cli_extension(path);
-  if (strcmp(ext, ".npy") == 0) {
+  if (strcasecmp(ext, ".npy") == 0) {
     return CLI_OUT_NPY;
   }
-  if (strcmp(ext, ".fvecs") == 0) {
+  if (strcasecmp(ext, ".fvecs") == 0) {
     return CLI_OUT_FVECS;
   }
   return CLI_OUT_OTHER;

@@ -81,6 +81,8 @@ assert s["label_sizes"]["rows"] == 3000
 counts = np.bincount(labels, minlength=8)
 assert s["label_sizes"]["max"] == counts.max() and s["label_sizes"]["min"] == counts.min()
 assert s["storage"] in ("memory", "disk")
+assert s["plan"]["storage"] == s["storage"] and s["plan"]["memory_limit"] > 0, s["plan"]
+assert s["plan"]["sample_bytes"] == s["sample_rows"] * 16 * 4
 assert s["wall_seconds"] > 0 and s["peak_rss_bytes"] > 1 << 20
 # The objective over the sample equals the sum of the squared distances.
 if s["sample_rows"] == 3000:
