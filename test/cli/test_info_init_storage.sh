@@ -43,6 +43,16 @@ PYEOF
 run info "$T/x.npy" --json
 "$PY" -c "import json,sys; assert json.load(open('$OUT'))['plan'] is None" || fail "plan not null"
 
+check "a failed write to stdout is an error"
+if [ -w /dev/full ]; then
+  set +e
+  "$DISKMEANS" info "$T/x.npy" >/dev/full 2>"$ERR"
+  RC=$?
+  set -e
+  expect_status 1
+  expect_one_error_line "cannot write to standard output"
+fi
+
 check "--init FILE: the given centroids are used"
 "$PY" - "$T" <<'PYEOF'
 import sys
