@@ -413,10 +413,23 @@ static int mode_gen(int argc, char **argv) {
 
 /* --- large: one training run on a large file ------------------------------ */
 
+/* CPU seconds at the end of the sample phase and of each iteration: CPU
+ * time per iteration is much less sensitive than wall time to the other
+ * processes of a shared machine. */
+typedef struct iter_clock {
+  double cpu_at[65];
+  uint32_t marks;
+} iter_clock;
+
 static int progress_iter(void *user, const dkm_progress *p) {
-  (void)user;
-  if (p->phase == DKM_PHASE_ITERATE && p->done == p->total)
-    fprintf(stderr, "  iteration %u done\n", p->iteration);
+  iter_clock *c = user;
+  if (p->done != p->total || c->marks >= 65)
+    return 0;
+  if (p->phase == DKM_PHASE_INIT || (p->phase == DKM_PHASE_ITERATE && c->marks > 0)) {
+    c->cpu_at[c->marks++] = cpu_seconds();
+    if (p->phase == DKM_PHASE_ITERATE)
+      fprintf(stderr, "  iteration %u done\n", p->iteration);
+  }
   return 0;
 }
 
@@ -449,7 +462,9 @@ static int mode_large(int argc, char **argv) {
   params.n_threads = (uint32_t)arg_u64(argc, argv, "--threads", 0);
   params.tmp_dir = arg_str(argc, argv, "--dir", "/tmp");
   params.storage = strcmp(storage, "memory") == 0 ? DKM_STORAGE_MEMORY : DKM_STORAGE_DISK;
+  iter_clock clock = {{0}, 0};
   params.progress = progress_iter;
+  params.progress_user = &clock;
   dkm_plan plan;
   if (dkm_plan_training(ctx, &params, src, &plan) != DKM_OK) {
     fprintf(stderr, "bench_disk: %s\n", dkm_ctx_errmsg(ctx));
@@ -460,15 +475,18 @@ static int mode_large(int argc, char **argv) {
   double iter_sum = 0;
   for (uint32_t i = 0; i < res->n_iter; i++)
     iter_sum += res->iters[i].seconds;
+  double cpu_per_iter =
+      clock.marks > 1 ? (clock.cpu_at[clock.marks - 1] - clock.cpu_at[0]) / (clock.marks - 1) : 0;
   printf(
       "{\"mode\":\"large\",\"storage\":\"%s\",\"from_source\":%d,\"rows\":%llu,"
       "\"sample_rows\":%llu,\"sample_mib\":%.1f,\"spill_mib\":%.1f,\"seconds\":%.3f,"
       "\"sample_seconds\":%.3f,\"init_seconds\":%.3f,\"seconds_per_iter\":%.3f,"
+      "\"cpu_seconds_per_iter\":%.3f,\"cpu_seconds\":%.3f,"
       "\"peak_rss_mib\":%.1f,\"plan_ram_mib\":%.1f,\"objective\":%.9g}\n",
       dkm_storage_name(res->storage), res->from_source, (unsigned long long)res->rows,
       (unsigned long long)res->sample_rows, (double)plan.sample_bytes / 1048576.0,
       (double)res->spill_bytes / 1048576.0, sec, res->sample_seconds, res->init_seconds,
-      iter_sum / res->n_iter, (double)bench_peak_rss_bytes() / 1048576.0,
+      iter_sum / res->n_iter, cpu_per_iter, last_cpu, (double)bench_peak_rss_bytes() / 1048576.0,
       (double)(res->storage == DKM_STORAGE_DISK ? plan.disk_mode_bytes : plan.memory_mode_bytes) /
           1048576.0,
       res->objective);

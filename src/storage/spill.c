@@ -39,7 +39,9 @@
 
 /* Small appends (the sampler may hand over one row at a time) are gathered
  * into a buffer of about this size, so that the file sees few large writes. */
+#ifndef SPILL_WRITE_BUFFER
 #define SPILL_WRITE_BUFFER (1u << 20)
+#endif
 
 struct dkm__spill {
   dkm_source base; /* becomes the source once finished; must be first */
@@ -55,6 +57,19 @@ struct dkm__spill {
   bool drop_behind;
   char dir[]; /* for messages */
 };
+
+/* Rows the write buffer holds: about SPILL_WRITE_BUFFER bytes, at least one
+ * row, never more than the whole spill. dim >= 1. */
+static size_t buffer_rows(uint64_t rows, uint32_t dim) {
+  size_t n = DKM__MAX((size_t)1, SPILL_WRITE_BUFFER / ((size_t)dim * sizeof(float)));
+  return (size_t)DKM__MIN((uint64_t)n, rows);
+}
+
+size_t dkm__spill_buffer_bytes(uint64_t rows, uint32_t dim) {
+  if (rows == 0 || dim == 0)
+    return 0;
+  return buffer_rows(rows, dim) * (size_t)dim * sizeof(float);
+}
 
 static const char *dir_or_default(const char *dir) {
   return dir == NULL ? "/tmp" : dir;
@@ -156,8 +171,7 @@ dkm_status dkm__spill_create(dkm_ctx *ctx, const char *dir, uint64_t rows, uint3
   memcpy(s->dir, dir, dir_len + 1);
   s->fd = -1;
   s->row_bytes = (size_t)dim * sizeof(float);
-  s->wbuf_rows = DKM__MAX((size_t)1, SPILL_WRITE_BUFFER / s->row_bytes);
-  s->wbuf_rows = (size_t)DKM__MIN((uint64_t)s->wbuf_rows, rows);
+  s->wbuf_rows = buffer_rows(rows, dim);
   dkm__source_init(&s->base, NULL, ctx, rows, dim, DKM_DTYPE_F32, DKM_FORMAT_SPILL,
                    "spilled sample");
   s->base.bytes = bytes;

@@ -51,6 +51,12 @@ dkm_status dkm__spill_finish(dkm_ctx *ctx, dkm__spill *spill, dkm_source **out);
 /* Drops an unfinished spill; its file vanishes. NULL is harmless. */
 void dkm__spill_abort(dkm__spill *spill);
 
+/* Bytes of memory a spill of rows * dim float32 holds while it is written
+ * (its write buffer: at most about 1 MiB, or one row if rows are larger),
+ * for dkm_plan_training()'s estimate of disk mode's peak. Nothing is held
+ * once it is finished. */
+size_t dkm__spill_buffer_bytes(uint64_t rows, uint32_t dim);
+
 /* Rows appended so far (for progress and checks). */
 uint64_t dkm__spill_rows_written(const dkm__spill *spill);
 

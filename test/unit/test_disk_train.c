@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "storage/spill.h"
 #include "test_support.h"
 
 static bool can_mount;
@@ -393,6 +394,104 @@ static void test_disk_plan_memory_does_not_grow_with_the_sample(void **state) {
   dkm_ctx_free(ctx);
 }
 
+/* An allocator that knows the bytes it has handed out, and their peak. */
+typedef struct peak_alloc {
+  long long live, peak;
+} peak_alloc;
+
+static void *peak_malloc(void *user, size_t size) {
+  peak_alloc *s = user;
+  size_t *p = malloc(size + 16);
+  if (p == NULL)
+    return NULL;
+  p[0] = size;
+  long long now = __atomic_add_fetch(&s->live, (long long)size, __ATOMIC_SEQ_CST);
+  long long peak = __atomic_load_n(&s->peak, __ATOMIC_SEQ_CST);
+  while (now > peak && !__atomic_compare_exchange_n(&s->peak, &peak, now, 0, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST)) {
+  }
+  return (char *)p + 16;
+}
+
+static void peak_free(void *user, void *ptr) {
+  peak_alloc *s = user;
+  if (ptr == NULL)
+    return;
+  size_t *p = (size_t *)((char *)ptr - 16);
+  __atomic_sub_fetch(&s->live, (long long)p[0], __ATOMIC_SEQ_CST);
+  free(p);
+}
+
+/* What the library allocates during dkm_train() stays within the plan's
+ * estimate: in disk mode a few blocks, far below the sample; in memory mode
+ * at least the sample. */
+static void test_disk_plan_bounds_the_memory_training_uses(void **state) {
+  (void)state;
+  const uint64_t n = 200000;
+  const uint32_t dim = 32, k = 50;
+  float *x = dkm_test_blobs(n, dim, 20, 1.0, 23, NULL);
+  char *dir = dkm_test_mkdtemp("disk-peak");
+  char *npy = write_npy("peak.npy", x, n, dim);
+  peak_alloc counter = {0, 0};
+  dkm_allocator a = {peak_malloc, peak_free, &counter};
+  dkm_ctx *ctx = dkm_ctx_create(&a);
+  dkm_source *mem = NULL, *file = NULL;
+  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, n, dim, &mem), DKM_OK);
+  assert_int_equal(dkm_source_open_file(ctx, npy, NULL, &file), DKM_OK);
+  struct {
+    dkm_storage storage;
+    uint64_t mppc;
+    dkm_source *src;
+  } cases[] = {
+      {DKM_STORAGE_DISK, 0, mem},     /* spilled: 25.6 MB */
+      {DKM_STORAGE_DISK, 3000, file}, /* a sample, spilled */
+      {DKM_STORAGE_DISK, 0, file},    /* straight from the file */
+      {DKM_STORAGE_MEMORY, 3000, mem}, {DKM_STORAGE_MEMORY, 0, file},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    dkm_params p;
+    dkm_params_init(&p);
+    p.k = k;
+    p.max_iter = 2;
+    p.storage = cases[c].storage;
+    p.max_points_per_centroid = cases[c].mppc;
+    p.block_rows = 4096; /* 512 KiB blocks */
+    p.n_threads = 2;
+    p.tmp_dir = dir;
+    dkm_plan plan;
+    assert_int_equal(dkm_plan_training(ctx, &p, cases[c].src, &plan), DKM_OK);
+    long long before = counter.live;
+    counter.peak = before;
+    dkm_result *res = train_ok(ctx, &p, cases[c].src);
+    double peak = (double)(counter.peak - before);
+    if (cases[c].storage == DKM_STORAGE_DISK) {
+      /* The plan does not count the spill's write buffer (yet): add it. */
+      double planned = (double)plan.disk_mode_bytes;
+      if (plan.spill_bytes != 0)
+        planned += (double)dkm__spill_buffer_bytes(plan.sample_rows, dim);
+      if (peak > 1.05 * planned)
+        fail_msg("case %zu: disk mode allocated %.0f bytes, planned %.0f", c, peak, planned);
+      assert_true(peak < (double)plan.sample_bytes / 4);
+    } else {
+      if (peak > 1.05 * (double)plan.memory_mode_bytes)
+        fail_msg("case %zu: memory mode allocated %.0f bytes, planned %llu", c, peak,
+                 (unsigned long long)plan.memory_mode_bytes);
+      assert_true(peak >= (double)plan.sample_bytes);
+    }
+    dkm_result_free(res);
+    assert_int_equal(dkm_test_count_entries(dir), 0);
+  }
+  dkm_source_close(mem);
+  dkm_source_close(file);
+  dkm_ctx_free(ctx);
+  assert_int_equal(counter.live, 0);
+  unlink(npy);
+  free(npy);
+  dkm_test_rmtree(dir);
+  free(dir);
+  free(x);
+}
+
 /* --- nothing left behind --------------------------------------------------- */
 
 static void expect_failure_leaves_nothing(const dkm_params *params, dkm_source *src,
@@ -714,6 +813,7 @@ int main(void) {
       cmocka_unit_test(test_disk_memory_auto_identical_ip),
       cmocka_unit_test(test_disk_plan_matches_training),
       cmocka_unit_test(test_disk_plan_memory_does_not_grow_with_the_sample),
+      cmocka_unit_test(test_disk_plan_bounds_the_memory_training_uses),
       cmocka_unit_test(test_disk_nan_while_spilling_leaves_nothing),
       cmocka_unit_test(test_disk_cancel_leaves_nothing),
       cmocka_unit_test(test_disk_sigkill_mid_iteration_leaves_nothing),
