@@ -82,6 +82,16 @@ s = json.load(open(f"{t}/s1.json"))
 assert s["params"]["init"] == "given" and s["params"]["init_file"].endswith("init.npy"), s["params"]
 PYEOF
 
+check "--init kmeans++ and --redo"
+run train "$T/x.npy" -k 5 --init kmeans++ --redo 3 --seed 9 -o "$T/kpp.npy" --stats "$T/kpp.json" -q
+expect_status 0
+"$PY" - "$T/kpp.json" <<'PYEOF' || fail "kmeans++/redo stats"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["params"]["init"] == "kmeans++" and s["params"]["n_redo"] == 3 and s["params"]["seed"] == 9
+assert 0 <= s["best_run"] < 3 and s["objective"] > 0
+PYEOF
+
 check "--init FILE of the wrong shape, or bad"
 run train "$T/x.npy" -k 5 --init "$T/init4.npy" -o "$T/c2.npy"
 expect_status 1
