@@ -230,14 +230,15 @@ typedef enum { CLI_PROGRESS_QUIET, CLI_PROGRESS_TTY, CLI_PROGRESS_PLAIN } cli_pr
 typedef struct cli_progress {
   cli_progress_mode mode;
   uint32_t n_redo;
-  int shown;          /* a bar is on screen */
-  double last_draw;   /* when the bar was last drawn */
-  double phase_start; /* when the current phase or iteration started */
-  double last_call;   /* when the callback was last called */
-  int last_finished;  /* and whether that call ended a phase or iteration */
-  double iter_sum;    /* seconds of the finished iterations */
-  uint32_t iter_done; /* finished iterations */
-  int last_phase;     /* phase/run/iteration of the last call, -1 if none */
+  int shown;             /* a bar is on screen */
+  double last_draw;      /* when the bar was last drawn */
+  unsigned phases_drawn; /* bit per dkm_phase already shown */
+  double phase_start;    /* when the current phase or iteration started */
+  double last_call;      /* when the callback was last called */
+  int last_finished;     /* and whether that call ended a phase or iteration */
+  double iter_sum;       /* seconds of the finished iterations */
+  uint32_t iter_done;    /* finished iterations */
+  int last_phase;        /* phase/run/iteration of the last call, -1 if none */
   uint32_t last_run, last_iter;
   int last_line_phase; /* what the last plain line was about */
   uint32_t last_line_run, last_line_iter;

@@ -197,7 +197,6 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
     /* The library may report an iteration only when it ends; it started
      * when the previous one ended. */
     p->phase_start = p->last_finished ? p->last_call : now;
-    p->last_draw = 0;
   }
   int finished = g->done >= g->total;
   p->last_call = now;
@@ -209,7 +208,12 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
     p->iter_done++;
   }
   if (p->mode == CLI_PROGRESS_TTY) {
-    if (finished || now - p->last_draw >= REDRAW_SECONDS) {
+    /* At most ten redraws a second, however short the iterations (a run of
+     * thousands of tiny ones must not flood the terminal), except that the
+     * first report of each phase is shown at once. */
+    unsigned bit = (unsigned)g->phase < 32 ? 1u << (unsigned)g->phase : 0;
+    if ((bit != 0 && (p->phases_drawn & bit) == 0) || now - p->last_draw >= REDRAW_SECONDS) {
+      p->phases_drawn |= bit;
       draw_bar(p, g, now);
     }
     if (finished) {

@@ -52,6 +52,26 @@ LC_ALL=C grep -q $'\r\x1b\\[K' "$T/tty.out" || fail "no CR + erase-line in: $(od
 grep -aq 'iteration [0-9]*/6 \[[#-]*\]' "$T/tty.out" || fail "no iteration bar in the terminal output"
 grep -aq 'trained 4 centroids' "$T/tty.out" || fail "no summary in the terminal output"
 
+check "under a pseudo-terminal: at most about ten redraws a second"
+# 300 short iterations would be 300+ redraws without the limit.
+blobs "$T/r.npy" 20000 16 20
+set +e
+TERM=xterm script -qec "$DISKMEANS train $T/r.npy -k 20 --iters 300 --tol 0 -o $T/c.npy --stats $T/s.json" \
+  /dev/null >"$T/tty.out" 2>&1
+RC=$?
+set -e
+expect_status 0
+"$PY" - "$T/tty.out" "$T/s.json" <<'PYEOF' || fail "too many redraws"
+import json, sys
+draws = open(sys.argv[1], "rb").read().count(b"\r\x1b[K")
+stats = json.load(open(sys.argv[2]))
+wall = stats["wall_seconds"]
+# One per phase shown at once, then at most 10 a second; the last erase.
+limit = 6 + 10 * wall * 1.2
+print(f"{draws} redraws, {stats['n_iter']} iterations in {wall:.2f} s (limit {limit:.0f})")
+assert draws <= limit, (draws, wall)
+PYEOF
+
 check "under a pseudo-terminal with --quiet: nothing"
 set +e
 TERM=xterm script -qec "$DISKMEANS train $T/x.npy -k 4 --iters 6 -o $T/c.npy --quiet" /dev/null \
