@@ -59,4 +59,30 @@ set -e
 expect_status 130
 [ "$(cat "$ERR")" = "diskmeans: interrupted" ] || fail "stderr: $(head -c 300 "$ERR")"
 expect_no_temp "$T"
+
+check "SIGINT during assign"
+# 200,000 rows against 4,096 centroids: about 10^11 flops, seconds of work.
+"$PY" -c "
+import numpy as np
+rng = np.random.default_rng(1)
+np.save('$T/a.npy', rng.standard_normal((200000, 64), dtype=np.float32))
+np.save('$T/ac.npy', rng.standard_normal((4096, 64), dtype=np.float32))"
+"$DISKMEANS" assign "$T/a.npy" -c "$T/ac.npy" -o "$T/l.npy" --distances "$T/d.npy" \
+  >"$OUT" 2>"$ERR" &
+PID=$!
+for _ in $(seq 1 600); do
+  [ -n "$(find "$T" -maxdepth 1 -name 'l.npy.tmp.*')" ] && break
+  sleep 0.05
+done
+sleep 0.5
+kill -s INT "$PID"
+set +e
+wait "$PID"
+RC=$?
+set -e
+expect_status 130
+expect_one_error_line "^diskmeans: interrupted$"
+expect_no_temp "$T"
+[ "$(cat "$T/l.npy")" = old ] || fail "l.npy was replaced"
+expect_missing "$T/d.npy"
 finish
