@@ -52,6 +52,27 @@ typedef struct update_job {
   uint64_t count;
 } update_job;
 
+/* The inner loops of the update, compiled for AVX-512 and AVX2 as well as
+ * the baseline and picked when the library loads. They add element by
+ * element, so every version computes the same sums. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DKM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DKM__CLONES
+#endif
+
+DKM__CLONES
+static void add_row(double *restrict s, const float *restrict x, uint32_t n) {
+  for (uint32_t j = 0; j < n; j++)
+    s[j] += (double)x[j];
+}
+
+DKM__CLONES
+static void add_row_scaled(double *restrict s, const float *restrict x, double w, uint32_t n) {
+  for (uint32_t j = 0; j < n; j++)
+    s[j] += (double)x[j] * w;
+}
+
 static void update_columns(void *arg, uint32_t worker, uint32_t n_workers) {
   update_job *job = arg;
   dkm__trainer *t = job->t;
@@ -61,16 +82,12 @@ static void update_columns(void *arg, uint32_t worker, uint32_t n_workers) {
   const int cosine = t->metric == DKM_METRIC_COSINE;
   if (j0 < j1) {
     for (uint64_t r = 0; r < job->count; r++) {
-      const float *x = job->x + r * dim;
-      double *s = t->sums + (size_t)t->labels[r] * dim;
-      if (cosine) {
-        double w = t->inv[r];
-        for (uint32_t j = j0; j < j1; j++)
-          s[j] += (double)x[j] * w;
-      } else {
-        for (uint32_t j = j0; j < j1; j++)
-          s[j] += (double)x[j];
-      }
+      const float *x = job->x + r * dim + j0;
+      double *s = t->sums + (size_t)t->labels[r] * dim + j0;
+      if (cosine)
+        add_row_scaled(s, x, (double)t->inv[r], j1 - j0);
+      else
+        add_row(s, x, j1 - j0);
     }
   }
   if (worker == 0) {

@@ -121,7 +121,7 @@ static void ip_identical_across_threads_and_blocks(void **state) {
 
 static void large_k_uses_several_centroid_tiles(void **state) {
   (void)state;
-  /* k above the centroid tile (1024) exercises the running minimum across
+  /* k above the centroid tile (512) exercises the running minimum across
    * centroid tiles. */
   check_threads_and_blocks(data_blobs, 1500, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 0);
 }
