@@ -284,6 +284,22 @@ static void bad_gzip_files_are_refused_by_name(void **state) {
   free(path);
   free(img);
 
+  /* More data than the header gives: found when the last row is read. */
+  unsigned char more[100 * 12 + 5];
+  memcpy(more, values, sizeof values);
+  memset(more + sizeof values, 7, 5);
+  img = idx_image(0x08, 2, dims, more, sizeof more, &size);
+  path = tf_path(dir, "long.gz");
+  write_gz(path, img, size, 1);
+  src = tf_open(ctx, path, DKM_FORMAT_AUTO, rows, 12, DKM_DTYPE_U8, DKM_FORMAT_IDX);
+  assert_int_equal(dkm_source_read(ctx, src, 0, 99, buf, &r), DKM_OK);
+  assert_int_equal(dkm_source_read(ctx, src, 99, 1, buf, &r), DKM_ERR_FORMAT);
+  assert_non_null(strstr(dkm_ctx_errmsg(ctx), "IDX shape disagrees with the data"));
+  assert_non_null(strstr(dkm_ctx_errmsg(ctx), path));
+  dkm_source_close(src);
+  free(path);
+  free(img);
+
   /* The compressed bytes cut short: the gzip stream itself is truncated. */
   img = idx_image(0x08, 2, dims, values, sizeof values, &size);
   path = tf_path(dir, "cut.gz");

@@ -194,6 +194,36 @@ static void bad_headers_are_refused_by_name(void **state) {
       {"garbage.npy", "not a dict at all", 48, "bad npy header"},
       {"badorder.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (3, 4), }", 48,
        "fortran_order"},
+      {"nocolon.npy", "{'descr' '<f4', 'fortran_order': False, 'shape': (3, 4), }", 48,
+       "expected ':'"},
+      {"unquoted.npy", "{'descr': <f4, 'fortran_order': False, 'shape': (3, 4), }", 48,
+       "expected a quoted string"},
+      {"unterminated.npy", "{'descr': '<f4, 'fortran_order': False, 'shape': (3, 4) }", 48,
+       "bad npy header"},
+      /* 52 characters: the padding after it is one space and the newline */
+      {"endless.npy", "{'fortran_order': False, 'shape': (3, 4), 'descr': '", 48,
+       "unterminated string"},
+      {"longstring.npy", "{'descr': '<f4-----------------------------', }", 48, "string too long"},
+      {"list.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': [3, 4], }", 48,
+       "shape is not a tuple"},
+      {"negative.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, -4), }", 48,
+       "non-negative integers"},
+      {"open.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4 }", 48,
+       "expected ',' or ')'"},
+      {"bignum.npy",
+       "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 99999999999999999999), }", 48,
+       "shape value too large"},
+      {"manydims.npy",
+       "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,"
+       "1,1,1,1,1,1,1,1,1,1,1,1,1), }",
+       48, "too many dimensions"},
+      {"nocomma.npy", "{'descr': '<f4' 'fortran_order': False, 'shape': (3, 4), }", 48,
+       "expected ',' or '}'"},
+      {"overflow.npy",
+       "{'descr': '<f8', 'fortran_order': False, 'shape': (9223372036854775807, 4), }", 48,
+       "overflows 64 bits"},
+      {"native.npy", "{'descr': '=f4', 'fortran_order': False, 'shape': (3, 4), }", 48,
+       "byte order must be '<'"},
   };
   dkm_ctx *ctx = dkm_ctx_create(NULL);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -241,6 +271,24 @@ static void bad_magic_version_and_lengths(void **state) {
   bad[9] = 0x7f;
   tf_write2(path, bad, h, &one, 4);
   tf_expect_error_as(ctx, path, DKM_FORMAT_AUTO, DKM_ERR_FORMAT, "header longer than the file");
+  free(path);
+
+  /* A header over the 64 KiB limit, though within the file. */
+  path = tf_path(dir, "hugeheader.npy");
+  {
+    size_t big = 70000;
+    char *dict = malloc(big + 1);
+    memset(dict, ' ', big);
+    const char *d = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }";
+    memcpy(dict, d, strlen(d));
+    dict[big] = '\0';
+    unsigned char *img = malloc(big + 128);
+    size_t hh = tf_npy_header(img, big + 128, 2, dict);
+    tf_write2(path, img, hh, &one, 4);
+    free(img);
+    free(dict);
+  }
+  tf_expect_error_as(ctx, path, DKM_FORMAT_AUTO, DKM_ERR_FORMAT, "too long (limit 65536)");
   free(path);
 
   /* Version 2 with a header length field cut short. */
