@@ -18,6 +18,12 @@
 /* Rows per block when no block size is given: about 8 MiB of float32. */
 #define AUTO_BLOCK_BYTES (UINT64_C(8) << 20)
 
+/* Rows per read while drawing the sample: about 1 MiB, whatever block_rows
+ * says (it does not change which rows are drawn). Small enough that the
+ * buffer adds little to the sample in memory mode, large enough for
+ * sequential reads at full speed. */
+#define GATHER_BLOCK_BYTES (UINT64_C(1) << 20)
+
 /* Sixteen lanes of partial sums in four 4-float vectors (registers on
  * every x86-64; GCC and clang lower the vector type to what the target
  * has), summed pairwise at the end: a fixed order, whatever the row's
@@ -119,7 +125,8 @@ dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const d
   /* Never more than the data (big block_rows values would only waste
    * memory), always whole tiles. */
   b = DKM__MAX(b, 1);
-  uint64_t gather = DKM__MIN(b, src->rows);
+  uint64_t gather = GATHER_BLOCK_BYTES / ((uint64_t)src->dim * sizeof(float));
+  gather = DKM__MIN(DKM__MAX(gather, 1), src->rows);
   b = DKM__MIN(b, m);
   plan->block_rows = round_up(b, tile_rows);
   plan->gather_block_rows = gather;
