@@ -24,9 +24,9 @@ typedef struct assigner {
 static uint64_t assign_tile(void *user, uint32_t worker, uint64_t first, const float *x,
                             uint32_t count) {
   assigner *a = user;
-  /* The distances array may be absent: the tile's own spot in the scratch
-   * after the scores would do, but writing into a per-worker spill area is
-   * simpler: the kernel needs somewhere for them. */
+  /* Without a distances array the kernel still needs somewhere to put
+   * them: the worker's scratch has room for a tile's worth after what the
+   * kernel itself uses. */
   float *dist = a->distances != NULL ? a->distances + first
                                      : a->scratch[worker] + dkm__kernel_scratch_floats(&a->kern);
   uint32_t bad =

@@ -110,36 +110,72 @@ static dkm_status lloyd_block(void *user, uint64_t first, const float *x, uint64
 
 /* --- the update ------------------------------------------------------------ */
 
+/* The donors of empty-cluster repairs are drawn with probability
+ * proportional to size - 1. With many empty clusters and a large k a walk
+ * over all clusters per draw would be quadratic, so the weights live in a
+ * Fenwick tree (1-based, k + 1 entries): integer weights make the draw exact,
+ * and each draw and update takes O(log k). */
+static uint64_t donor_weight(uint64_t count) {
+  return count > 1 ? count - 1 : 0;
+}
+
+static void fenwick_add(uint64_t *tree, uint32_t k, uint32_t c, int64_t delta) {
+  for (uint32_t i = c + 1; i <= k; i += i & (0u - i))
+    tree[i] += (uint64_t)delta;
+}
+
+/* The cluster c whose weight interval [prefix(c), prefix(c) + w(c)) holds
+ * target (target < the total weight). */
+static uint32_t fenwick_find(const uint64_t *tree, uint32_t k, uint64_t target) {
+  uint32_t pos = 0, step = 1;
+  while (step * 2 <= k)
+    step *= 2;
+  for (; step > 0; step /= 2) {
+    if (pos + step <= k && tree[pos + step] <= target) {
+      pos += step;
+      target -= tree[pos];
+    }
+  }
+  return pos; /* 0-based index of the cluster */
+}
+
 /* Splits a large cluster for every empty one (FAISS's rule): the donor is
- * drawn with probability proportional to size - 1 from the run's RNG, in
- * cluster order, and its centroid is copied and the two copies pushed apart
- * by a relative SPLIT_EPS on every coordinate (opposite signs). counts are
- * updated (the donor's halves) so later draws see the split. */
+ * drawn with probability proportional to size - 1 from the run's RNG, empty
+ * clusters taken in index order, and its centroid is copied and the two
+ * copies pushed apart by a relative SPLIT_EPS on every coordinate (opposite
+ * signs). The donor's count is split in half so later draws see the split.
+ * A centroid of zeros stays zero: its copies coincide, one of them stays
+ * empty and is repaired again next iteration (counted each time). */
 static uint32_t repair_empty(dkm__trainer *t) {
   const uint32_t k = t->k, dim = t->dim;
+  uint32_t empty = 0;
+  for (uint32_t c = 0; c < k; c++)
+    empty += t->counts[c] == 0;
+  if (empty == 0)
+    return 0;
+  uint64_t *tree = t->fenwick;
+  memset(tree, 0, (size_t)(k + 1) * sizeof *tree);
+  uint64_t total = 0;
+  for (uint32_t c = 0; c < k; c++) {
+    uint64_t w = donor_weight(t->counts[c]);
+    total += w;
+    /* Linear-time build: each node passes its sum to its parent. */
+    tree[c + 1] += w;
+    uint32_t parent = (c + 1) + ((c + 1) & (0u - (c + 1)));
+    if (parent <= k)
+      tree[parent] += tree[c + 1];
+  }
   uint32_t repaired = 0;
   for (uint32_t ci = 0; ci < k; ci++) {
     if (t->counts[ci] != 0)
       continue;
-    double total = 0;
-    for (uint32_t c = 0; c < k; c++)
-      total += t->counts[c] > 1 ? (double)(t->counts[c] - 1) : 0.0;
-    if (total <= 0) /* cannot happen with m >= k, but never loop */
+    if (total == 0) /* cannot happen with m >= k, but never loop */
       break;
-    double target = dkm__rng_uniform(&t->rng) * total, acc = 0;
-    uint32_t cj = UINT32_MAX, last = UINT32_MAX;
-    for (uint32_t c = 0; c < k; c++) {
-      if (t->counts[c] <= 1)
-        continue;
-      last = c;
-      acc += (double)(t->counts[c] - 1);
-      if (acc > target) {
-        cj = c;
-        break;
-      }
-    }
-    if (cj == UINT32_MAX) /* rounding at the very end of the walk */
-      cj = last;
+    uint64_t target = (uint64_t)(dkm__rng_uniform(&t->rng) * (double)total);
+    if (target >= total)
+      target = total - 1;
+    uint32_t cj = fenwick_find(tree, k, target);
+    assert(cj < k && t->counts[cj] > 1);
     float *a = t->centroids + (size_t)ci * dim, *b = t->centroids + (size_t)cj * dim;
     for (uint32_t j = 0; j < dim; j++) {
       float v = b[j];
@@ -147,9 +183,14 @@ static uint32_t repair_empty(dkm__trainer *t) {
       a[j] = (j % 2 == 0) ? up : down;
       b[j] = (j % 2 == 0) ? down : up;
     }
-    uint64_t half = t->counts[cj] / 2;
+    uint64_t before = t->counts[cj], half = before / 2;
     t->counts[ci] = half;
-    t->counts[cj] -= half;
+    t->counts[cj] = before - half;
+    int64_t dj = (int64_t)donor_weight(before - half) - (int64_t)donor_weight(before);
+    int64_t di = (int64_t)donor_weight(half);
+    fenwick_add(tree, k, cj, dj);
+    fenwick_add(tree, k, ci, di);
+    total = (uint64_t)((int64_t)total + dj + di);
     repaired++;
   }
   return repaired;
@@ -186,7 +227,7 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   uint64_t bytes = 0;
   bytes += 3 * k * dim * sizeof(float);                /* current, best, result */
   bytes += k * dim * sizeof(double);                   /* sums */
-  bytes += k * (sizeof(float) + 3 * sizeof(uint64_t)); /* norms, counts, sizes */
+  bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
   bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + sp->tile_rows) * sizeof(float);
   if (!resident) /* two block buffers being read into */
@@ -268,6 +309,7 @@ static void trainer_free(dkm__trainer *t) {
   dkm__free(ctx, t->inv);
   dkm__free(ctx, t->sums);
   dkm__free(ctx, t->counts);
+  dkm__free(ctx, t->fenwick);
   dkm__engine_close(&t->eng);
 }
 
@@ -292,12 +334,13 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   t->cnorm = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(float), "the centroid norms");
   t->sums = dkm__alloc_or_fail(ctx, sbytes, "the centroid sums");
   t->counts = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
+  t->fenwick = dkm__alloc_or_fail(ctx, ((size_t)k + 1) * sizeof(uint64_t), "the repair weights");
   size_t b = (size_t)sp->block_rows;
   t->labels = dkm__alloc_or_fail(ctx, b * sizeof(int32_t), "the block's labels");
   t->dist = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's distances");
   t->inv = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's norms");
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
-      t->labels == NULL || t->dist == NULL || t->inv == NULL)
+      t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL)
     return DKM_ERR_NOMEM;
   dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm);
   t->scratch_floats = dkm__kernel_scratch_floats(&t->kern);

@@ -26,6 +26,7 @@ typedef struct dkm__trainer {
   float *inv;      /* block_rows: 1/||x|| for cosine, else 1 */
   double *sums;    /* k * dim */
   uint64_t *counts;
+  uint64_t *fenwick; /* k + 1: donor weights for repairs */
   double objective;
   dkm__rng rng; /* the current run's */
 } dkm__trainer;

@@ -252,6 +252,34 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
   free(x);
 }
 
+static void thousands_of_empty_clusters_are_all_repaired(void **state) {
+  fixture *f = *state;
+  enum { N = 30000, D = 3, K = 3000 };
+  float *x = malloc(sizeof(float) * N * D);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++)
+      x[i * D + j] = (float)(i % 10) + 0.25f * (float)j; /* ten distinct rows */
+  dkm_params p;
+  dkm_params_init(&p);
+  p.k = K;
+  p.tol = 0;
+  p.max_iter = 3;
+  p.max_points_per_centroid = 0;
+  p.n_threads = 2;
+  dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+  /* Every iteration leaves all but (at most) ten clusters empty. */
+  for (uint32_t t = 0; t < r->n_iter; t++)
+    assert_true(r->iters[t].repaired >= K - 10);
+  uint64_t total = 0;
+  for (int c = 0; c < K; c++)
+    total += r->cluster_sizes[c];
+  assert_int_equal(total, N);
+  for (int i = 0; i < K * D; i++)
+    assert_true(isfinite(r->centroids[i]));
+  dkm_result_free(r);
+  free(x);
+}
+
 static void kmeanspp_starts_lower_than_random(void **state) {
   fixture *f = *state;
   enum { N = 20000, D = 16, K = 40 };
@@ -376,6 +404,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(objective_never_increases, setup, teardown),
       cmocka_unit_test_setup_teardown(converged_centroids_are_member_means, setup, teardown),
       cmocka_unit_test_setup_teardown(duplicate_and_constant_rows_repair_without_nan, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(thousands_of_empty_clusters_are_all_repaired, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(kmeanspp_starts_lower_than_random, setup, teardown),
       cmocka_unit_test_setup_teardown(given_init_is_used, setup, teardown),
