@@ -18,7 +18,7 @@
 
 uint32_t dkm__tile_rows(uint32_t k, uint32_t dim) {
   (void)k;
-  uint64_t rows = TILE_ROW_BYTES / ((uint64_t)dim * sizeof(float));
+  uint64_t rows = TILE_ROW_BYTES / ((uint64_t)DKM__MAX(dim, 1) * sizeof(float));
   rows = DKM__MAX(rows, 128);
   rows = DKM__MIN(rows, 1024);
   return (uint32_t)(rows & ~UINT64_C(15));

@@ -252,6 +252,8 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   dkm_status s = dkm_params_check(ctx, params);
   if (s != DKM_OK)
     return s;
+  if (src->dim == 0)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "%s: dim is 0", src->name);
   dkm__sample_plan sp;
   s = dkm__sample_plan_make(ctx, params, src, dkm__tile_rows(params->k, src->dim), &sp);
   if (s != DKM_OK)

@@ -81,6 +81,51 @@ static void k_zero_and_k_above_rows(void **state) {
   assert_int_equal(a.live, 0);
 }
 
+static dkm_status no_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uint64_t count,
+                          float *buf, const float **rows) {
+  (void)self;
+  (void)first;
+  (void)count;
+  (void)buf;
+  (void)rows;
+  return dkm_ctx_set_error(ctx, DKM_ERR_INTERNAL, "must not be read");
+}
+
+static void no_close(dkm_source *self) {
+  (void)self;
+}
+
+static void a_source_without_columns_is_rejected(void **state) {
+  (void)state;
+  static const dkm_source_methods methods = {DKM_SOURCE_METHODS_VERSION, no_read, NULL, no_close};
+  dkm_source src;
+  memset(&src, 0, sizeof src);
+  src.methods = &methods;
+  src.rows = 10;
+  src.dim = 0;
+  src.name = "empty.custom";
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  dkm_params p;
+  dkm_params_init(&p);
+  p.k = 2;
+  dkm_result *r;
+  assert_int_equal(dkm_train(ctx, &p, &src, &r), DKM_ERR_PARAM);
+  expect_msg(ctx, "empty.custom: dim is 0");
+  dkm_plan plan;
+  assert_int_equal(dkm_plan_training(ctx, &p, &src, &plan), DKM_ERR_PARAM);
+  expect_msg(ctx, "dim is 0");
+  int32_t labels[10];
+  float c[1] = {0};
+  assert_int_equal(dkm_assign(ctx, &p, &src, c, 1, 0, labels, NULL), DKM_ERR_PARAM);
+  expect_msg(ctx, "dim is 0");
+  src.dim = 1;
+  src.rows = 0;
+  assert_int_equal(dkm_train(ctx, &p, &src, &r), DKM_ERR_TOO_FEW_ROWS);
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
+}
+
 static void given_init_without_or_with_bad_centroids(void **state) {
   (void)state;
   dkm_test_alloc a = {0};
@@ -308,6 +353,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(null_arguments),
       cmocka_unit_test(k_zero_and_k_above_rows),
+      cmocka_unit_test(a_source_without_columns_is_rejected),
       cmocka_unit_test(given_init_without_or_with_bad_centroids),
       cmocka_unit_test(bad_values_name_their_row),
       cmocka_unit_test(cancel_from_callback_in_every_phase),
