@@ -82,6 +82,8 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
                              dim);
   if ((s = check_centroids(ctx, centroids, k, dim)) != DKM_OK)
     return s;
+  if (src->rows == 0) /* a custom source may be empty: nothing to label */
+    return DKM_OK;
 
   const uint32_t tr = dkm__tile_rows(k, dim);
   uint64_t b = params->block_rows != 0 ? params->block_rows

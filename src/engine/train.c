@@ -418,6 +418,10 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   dkm_status s = dkm__sample_plan_make(ctx, params, src, dkm__tile_rows(k, dim), &sp);
   if (s != DKM_OK)
     return s;
+  size_t sums_bytes;
+  if (!dkm__array_bytes(k, dim, sizeof(double), &sums_bytes))
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "k * dim is too large: %u centroids of %u values",
+                             k, dim);
   if (params->init == DKM_INIT_GIVEN && (s = check_given(ctx, params, dim)) != DKM_OK)
     return s;
   res->k = k;

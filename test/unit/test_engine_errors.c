@@ -122,6 +122,8 @@ static void a_source_without_columns_is_rejected(void **state) {
   src.dim = 1;
   src.rows = 0;
   assert_int_equal(dkm_train(ctx, &p, &src, &r), DKM_ERR_TOO_FEW_ROWS);
+  /* Labelling no rows is fine and reads nothing. */
+  assert_int_equal(dkm_assign(ctx, &p, &src, c, 1, 1, labels, NULL), DKM_OK);
   dkm_ctx_free(ctx);
   assert_int_equal(a.live, 0);
 }
