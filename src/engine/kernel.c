@@ -247,7 +247,8 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
       /* b = -x.c with c of unit norm; a zero row has cosine 0 with every
        * centroid (distance 1) and adds nothing to the sums. */
       float s = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;
-      dist[r] = 1.0f + b * s;
+      float d = 1.0f + b * s;
+      dist[r] = d > 0 ? d : 0.0f; /* a cosine rounded above 1 */
       if (inv != NULL)
         inv[r] = s;
       break;
