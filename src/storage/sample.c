@@ -250,6 +250,10 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
         chosen++;
       }
     }
+    /* Let a file source start reading the next block while this one is
+     * copied (and spilled). */
+    if (src->methods->will_need != NULL && first + count < n)
+      src->methods->will_need(src, first + count, DKM__MIN(bsz, n - first - count));
     if (np > 0) {
       uint64_t lo = picked[0], hi = (uint64_t)picked[np - 1] + 1;
       const float *rows = NULL;
