@@ -3,7 +3,6 @@
  * k-means++, or the caller's.
  */
 #include <assert.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,8 +138,7 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
     }
   }
   float *s = kp->scores[worker];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)count, (int)l, (int)dim, 1.0f, x,
-              (int)dim, kp->crow, (int)dim, 0.0f, s, (int)l);
+  dkm__sgemm_rows_by_cols(x, count, dim, kp->crow, l, s);
   double *pot = kp->pot + (first / t->eng.tile_rows) * kp->lmax;
   for (uint32_t c = 0; c < l; c++)
     pot[c] = 0;

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 
 #include "kernel.h"
 #include "storage/sample.h"
@@ -191,6 +192,22 @@ static argmin_fn pick_argmin(void) {
   return argmin_plain;
 }
 
+/* Debian's serial OpenBLAS (0.3.21, built without USE_LOCKING) hands the
+ * packing buffers out from one global table with no lock: two threads that
+ * enter sgemm at the same moment can be given the same buffer and overwrite
+ * each other's packed panels. bench-style stress runs (two threads, small
+ * shapes) produced wrong products in up to 14% of calls. So every call goes
+ * through this lock: correct, but the products no longer run in parallel. */
+static pthread_mutex_t sgemm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void dkm__sgemm_rows_by_cols(const float *x, uint32_t rows, uint32_t dim, const float *c,
+                             uint32_t kc, float *out) {
+  pthread_mutex_lock(&sgemm_lock);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kc, (int)dim, 1.0f, x,
+              (int)dim, c, (int)dim, 0.0f, out, (int)kc);
+  pthread_mutex_unlock(&sgemm_lock);
+}
+
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, float *inv) {
   assert(rows >= 1 && rows <= kern->tile_rows);
@@ -214,8 +231,7 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
   const argmin_fn argmin = pick_argmin();
   for (uint32_t c0 = 0; c0 < k; c0 += tc) {
     uint32_t kc = DKM__MIN(tc, k - c0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kc, (int)dim, 1.0f, x,
-                (int)dim, kern->centroids + (size_t)c0 * dim, (int)dim, 0.0f, scores, (int)kc);
+    dkm__sgemm_rows_by_cols(x, rows, dim, kern->centroids + (size_t)c0 * dim, kc, scores);
     for (uint32_t r = 0; r < rows; r++) {
       const float *row = scores + (size_t)r * kc, *b = bias != NULL ? bias + c0 : NULL;
       uint32_t bi = argmin(row, b, kc);

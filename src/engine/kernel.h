@@ -47,4 +47,9 @@ void dkm__normalize(float *x, uint32_t dim);
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, float *inv);
 
+/* out (rows x kc, row-major) = x (rows x dim) times c (kc x dim)
+ * transposed: the BLAS call, made safe to call from several threads. */
+void dkm__sgemm_rows_by_cols(const float *x, uint32_t rows, uint32_t dim, const float *c,
+                             uint32_t kc, float *out);
+
 #endif

@@ -366,6 +366,8 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
   const dkm_params *p = t->params;
   const uint32_t k = t->k, dim = t->dim;
   dkm__rng_seed(&t->rng, p->seed, DKM__RNG_STREAM_RUN(run));
+  t->eng.progress.max_iter = p->max_iter;
+  t->eng.progress.objective = NAN;
   double t0 = dkm__now();
   dkm_status s = dkm__init_centroids(t, run);
   *init_seconds += dkm__now() - t0;
