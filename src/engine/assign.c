@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "gemm.h"
 #include "kernel.h"
 #include "storage/sample.h"
 
@@ -121,7 +122,18 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
     use = copy;
   }
   dkm__centroid_norms(use, k, dim, cnorm);
-  dkm__kernel_init(&a.kern, k, dim, params->metric, use, cnorm);
+  float *packed = NULL;
+  if (dkm__gemm_native()) {
+    packed =
+        dkm__alloc_aligned(ctx, dkm__packed_floats(k, dim) * sizeof(float), "the packed centroids");
+    if (packed == NULL) {
+      dkm__free(ctx, cnorm);
+      dkm__free_aligned(ctx, copy);
+      return DKM_ERR_NOMEM;
+    }
+    dkm__pack(use, k, dim, packed);
+  }
+  dkm__kernel_init(&a.kern, k, dim, params->metric, use, cnorm, packed);
 
   s = dkm__engine_open(&a.eng, ctx, params, src, tr, b);
   if (s == DKM_OK) {
@@ -151,5 +163,6 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   dkm__engine_close(&a.eng);
   dkm__free(ctx, cnorm);
   dkm__free_aligned(ctx, copy);
+  dkm__free_aligned(ctx, packed);
   return s;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "storage/sample.h"
 #include "train.h"
 
@@ -103,6 +104,8 @@ typedef struct kpp {
   float *cand;          /* m * lmax: distances to this step's candidates */
   double *pot;          /* tiles * lmax: per-tile potentials */
   float *crow;          /* lmax * dim: the candidates (normalised for cosine) */
+  float *cpack;         /* the candidates packed for the GEMM kernel (NULL: BLAS) */
+  uint32_t ldo;         /* row stride of the scores: lmax rounded up to a panel */
   float *cn;            /* lmax: their squared norms */
   uint64_t *crow_index; /* lmax: their rows */
   float **scores;       /* per worker: tile_rows * lmax */
@@ -138,7 +141,11 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
     }
   }
   float *s = kp->scores[worker];
-  dkm__sgemm_rows_by_cols(x, count, dim, kp->crow, l, s);
+  const uint32_t ldo = kp->ldo;
+  if (kp->cpack != NULL)
+    dkm__gemm_packed(x, count, dim, kp->cpack, (l + DKM__PANEL - 1) / DKM__PANEL, s, ldo);
+  else
+    dkm__gemm_blas(x, count, dim, kp->crow, l, s, ldo);
   double *pot = kp->pot + (first / t->eng.tile_rows) * kp->lmax;
   for (uint32_t c = 0; c < l; c++)
     pot[c] = 0;
@@ -149,7 +156,7 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
     float a = cosine ? (aux[r] > 0 ? 1.0f : 0.0f) : aux[r];
     float sc = cosine ? aux[r] : 1.0f;
     for (uint32_t c = 0; c < l; c++) {
-      float d = a + kp->cn[c] - 2.0f * sc * s[(size_t)r * l + c];
+      float d = a + kp->cn[c] - 2.0f * sc * s[(size_t)r * ldo + c];
       d = d > 0 ? d : 0.0f;
       cand[(size_t)r * kp->lmax + c] = d;
       pot[c] += (double)(d < mind[r] ? d : mind[r]);
@@ -170,6 +177,8 @@ static dkm_status load_candidates(kpp *kp) {
       dkm__normalize(row, t->dim);
     kp->cn[c] = dkm__row_norm2(row, t->dim);
   }
+  if (kp->cpack != NULL)
+    dkm__pack(kp->crow, kp->l, t->dim, kp->cpack);
   return DKM_OK;
 }
 
@@ -224,13 +233,19 @@ static dkm_status init_kmeanspp(dkm__trainer *t, uint32_t run) {
   kp.crow = dkm__alloc_or_fail(ctx, (size_t)kp.lmax * dim * sizeof(float), "k-means++ candidates");
   kp.cn = dkm__alloc_or_fail(ctx, (size_t)kp.lmax * sizeof(float), "k-means++ candidates");
   kp.crow_index = dkm__alloc_or_fail(ctx, (size_t)kp.lmax * sizeof(uint64_t), "k-means++ rows");
+  kp.ldo = (kp.lmax + DKM__PANEL - 1) / DKM__PANEL * DKM__PANEL;
+  if (dkm__gemm_native()) {
+    kp.cpack = dkm__alloc_aligned(ctx, dkm__packed_floats(kp.lmax, dim) * sizeof(float),
+                                  "k-means++ candidates");
+    if (kp.cpack == NULL)
+      s = DKM_ERR_NOMEM;
+  }
   kp.scores = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
   if (kp.cand == NULL || kp.mind == NULL || kp.aux == NULL || kp.pot == NULL || kp.crow == NULL ||
       kp.cn == NULL || kp.crow_index == NULL || kp.scores == NULL)
     s = dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory for k-means++");
   for (uint32_t w = 0; s == DKM_OK && w < t->eng.n_workers; w++) {
-    kp.scores[w] =
-        dkm__alloc_or_fail(ctx, (size_t)tr * kp.lmax * sizeof(float), "k-means++ scores");
+    kp.scores[w] = dkm__alloc_or_fail(ctx, (size_t)tr * kp.ldo * sizeof(float), "k-means++ scores");
     if (kp.scores[w] == NULL)
       s = DKM_ERR_NOMEM;
   }
@@ -302,6 +317,7 @@ static dkm_status init_kmeanspp(dkm__trainer *t, uint32_t run) {
   dkm__free(ctx, kp.aux);
   dkm__free(ctx, kp.pot);
   dkm__free(ctx, kp.crow);
+  dkm__free_aligned(ctx, kp.cpack);
   dkm__free(ctx, kp.cn);
   dkm__free(ctx, kp.crow_index);
   return s;

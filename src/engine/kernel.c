@@ -2,10 +2,9 @@
  * kernel.c - see kernel.h.
  */
 #include <assert.h>
-#include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 
+#include "gemm.h"
 #include "kernel.h"
 #include "storage/sample.h"
 
@@ -28,17 +27,16 @@ uint32_t dkm__tile_rows(uint32_t k, uint32_t dim) {
 
 uint32_t dkm__tile_cols(uint32_t k, uint32_t dim) {
   (void)dim;
-  /* As few centroid tiles as TILE_COLS_MAX allows, of equal size (rounded up
-   * to 16), so that k = 513 is not one full tile and one of a single
-   * centroid. */
+  /* As few centroid tiles as TILE_COLS_MAX allows, of equal size rounded up
+   * to a pair of panels (32), so that k = 513 is not one full tile and one of
+   * a single centroid, and every tile starts on a panel pair. */
   uint32_t tiles = (k + TILE_COLS_MAX - 1) / TILE_COLS_MAX;
   uint32_t cols = (k + tiles - 1) / tiles;
-  cols = (cols + 15) & ~15u;
-  return DKM__MIN(cols, k);
+  return (cols + 31) & ~31u;
 }
 
 void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric metric,
-                      const float *centroids, const float *cnorm) {
+                      const float *centroids, const float *cnorm, const float *packed) {
   kern->k = k;
   kern->dim = dim;
   kern->tile_rows = dkm__tile_rows(k, dim);
@@ -46,6 +44,7 @@ void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric me
   kern->metric = metric;
   kern->centroids = centroids;
   kern->cnorm = cnorm;
+  kern->packed = packed;
 }
 
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern) {
@@ -192,22 +191,6 @@ static argmin_fn pick_argmin(void) {
   return argmin_plain;
 }
 
-/* Debian's serial OpenBLAS (0.3.21, built without USE_LOCKING) hands the
- * packing buffers out from one global table with no lock: two threads that
- * enter sgemm at the same moment can be given the same buffer and overwrite
- * each other's packed panels. bench-style stress runs (two threads, small
- * shapes) produced wrong products in up to 14% of calls. So every call goes
- * through this lock: correct, but the products no longer run in parallel. */
-static pthread_mutex_t sgemm_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void dkm__sgemm_rows_by_cols(const float *x, uint32_t rows, uint32_t dim, const float *c,
-                             uint32_t kc, float *out) {
-  pthread_mutex_lock(&sgemm_lock);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kc, (int)dim, 1.0f, x,
-              (int)dim, c, (int)dim, 0.0f, out, (int)kc);
-  pthread_mutex_unlock(&sgemm_lock);
-}
-
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, float *inv) {
   assert(rows >= 1 && rows <= kern->tile_rows);
@@ -231,9 +214,13 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
   const argmin_fn argmin = pick_argmin();
   for (uint32_t c0 = 0; c0 < k; c0 += tc) {
     uint32_t kc = DKM__MIN(tc, k - c0);
-    dkm__sgemm_rows_by_cols(x, rows, dim, kern->centroids + (size_t)c0 * dim, kc, scores);
+    uint32_t panels = (kc + DKM__PANEL - 1) / DKM__PANEL, ldo = panels * DKM__PANEL;
+    if (kern->packed != NULL)
+      dkm__gemm_packed(x, rows, dim, kern->packed + (size_t)c0 * dim, panels, scores, ldo);
+    else
+      dkm__gemm_blas(x, rows, dim, kern->centroids + (size_t)c0 * dim, kc, scores, ldo);
     for (uint32_t r = 0; r < rows; r++) {
-      const float *row = scores + (size_t)r * kc, *b = bias != NULL ? bias + c0 : NULL;
+      const float *row = scores + (size_t)r * ldo, *b = bias != NULL ? bias + c0 : NULL;
       uint32_t bi = argmin(row, b, kc);
       float bv = SCORE(b, row, bi);
       /* A later centroid tile replaces the running best only when strictly

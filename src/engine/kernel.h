@@ -23,10 +23,12 @@ typedef struct dkm__kernel {
   dkm_metric metric;
   const float *centroids; /* k * dim; unit norm (or zero) for cosine */
   const float *cnorm;     /* k: ||c||^2 (used by L2 only) */
+  const float *packed;    /* the centroids packed by dkm__pack, or NULL where
+                             the own GEMM kernel does not run (BLAS fallback) */
 } dkm__kernel;
 
 void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric metric,
-                      const float *centroids, const float *cnorm);
+                      const float *centroids, const float *cnorm, const float *packed);
 
 /* Floats of scratch one worker needs for dkm__assign_tile. */
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern);
@@ -46,10 +48,5 @@ void dkm__normalize(float *x, uint32_t dim);
  * the bad row with dkm__describe_bad_row). */
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, float *inv);
-
-/* out (rows x kc, row-major) = x (rows x dim) times c (kc x dim)
- * transposed: the BLAS call, made safe to call from several threads. */
-void dkm__sgemm_rows_by_cols(const float *x, uint32_t rows, uint32_t dim, const float *c,
-                             uint32_t kc, float *out);
 
 #endif

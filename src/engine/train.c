@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "storage/sample.h"
 #include "train.h"
 
@@ -213,6 +214,8 @@ static uint32_t update_centroids(dkm__trainer *t) {
     for (uint32_t c = 0; c < k; c++)
       dkm__normalize(t->centroids + (size_t)c * dim, dim);
   dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
+  if (t->packed != NULL)
+    dkm__pack(t->centroids, k, dim, t->packed);
   return repaired;
 }
 
@@ -225,7 +228,7 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
   uint32_t tc = dkm__tile_cols(params->k, sp->dim);
   uint64_t bytes = 0;
-  bytes += 3 * k * dim * sizeof(float);                /* current, best, result */
+  bytes += 4 * k * dim * sizeof(float);                /* current, packed, best, result */
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
@@ -305,6 +308,7 @@ static void trainer_free(dkm__trainer *t) {
       dkm__free_aligned(ctx, t->scratch[w]);
   dkm__free(ctx, t->scratch);
   dkm__free_aligned(ctx, t->centroids);
+  dkm__free_aligned(ctx, t->packed);
   dkm__free(ctx, t->cnorm);
   dkm__free(ctx, t->labels);
   dkm__free(ctx, t->dist);
@@ -344,7 +348,13 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
       t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL)
     return DKM_ERR_NOMEM;
-  dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm);
+  if (dkm__gemm_native()) {
+    t->packed =
+        dkm__alloc_aligned(ctx, dkm__packed_floats(k, dim) * sizeof(float), "the packed centroids");
+    if (t->packed == NULL)
+      return DKM_ERR_NOMEM;
+  }
+  dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm, t->packed);
   t->scratch_floats = dkm__kernel_scratch_floats(&t->kern);
   t->scratch = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
   if (t->scratch == NULL)
@@ -374,6 +384,8 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
   if (s != DKM_OK)
     return s;
   dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
+  if (t->packed != NULL)
+    dkm__pack(t->centroids, k, dim, t->packed);
 
   double prev = NAN;
   *n_iter = 0;
