@@ -1,0 +1,174 @@
+/*
+ * test_engine_gemm.c - the engine's own matrix product: right (against a
+ * double-precision dot product), the same bits for a row wherever it sits
+ * in a tile, the same bits with the AVX2 and the AVX-512 kernels (so a
+ * whole training is identical with either), zero scores past k, and the
+ * BLAS fallback close to it.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/gemm.h"
+#include "test_support.h"
+
+static float *random_floats(uint64_t *st, size_t n) {
+  float *v = malloc(sizeof(float) * (n ? n : 1));
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float)(dkm_test_normal(st));
+  return v;
+}
+
+/* Scores of rows x (rows x dim) against k vectors, through the packed
+ * kernel; out is rows x ldo. */
+static float *scores(const float *x, uint32_t rows, uint32_t dim, const float *v, uint32_t k,
+                     uint32_t *ldo) {
+  float *packed = malloc(sizeof(float) * dkm__packed_floats(k, dim));
+  dkm__pack(v, k, dim, packed);
+  uint32_t panels = (k + DKM__PANEL - 1) / DKM__PANEL;
+  *ldo = panels * DKM__PANEL;
+  float *out = malloc(sizeof(float) * rows * *ldo);
+  dkm__gemm_packed(x, rows, dim, packed, panels, out, *ldo);
+  free(packed);
+  return out;
+}
+
+static void products_are_right_for_every_shape(void **state) {
+  (void)state;
+  if (!dkm__gemm_native())
+    skip();
+  uint64_t st = 5;
+  const uint32_t dims[] = {1, 2, 3, 7, 16, 17, 64, 129, 784};
+  for (int avx2 = 0; avx2 < 2; avx2++) {
+    dkm__gemm_force_avx2(avx2);
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+      for (uint32_t k = 1; k <= 70; k += 23) {
+        for (uint32_t rows = 1; rows <= 30; rows += 7) {
+          uint32_t dim = dims[di], ldo;
+          float *x = random_floats(&st, (size_t)rows * dim);
+          float *v = random_floats(&st, (size_t)k * dim);
+          float *s = scores(x, rows, dim, v, k, &ldo);
+          for (uint32_t r = 0; r < rows; r++) {
+            for (uint32_t c = 0; c < ldo; c++) {
+              double want = 0, mag = 0;
+              if (c < k)
+                for (uint32_t p = 0; p < dim; p++) {
+                  want += (double)x[r * dim + p] * v[c * dim + p];
+                  mag += fabs((double)x[r * dim + p] * v[c * dim + p]);
+                }
+              /* Past k the packed vectors are zero. */
+              if (fabs(s[r * ldo + c] - want) > 1e-5 * (mag + 1))
+                fail_msg("avx2 %d dim %u k %u rows %u: score (%u, %u) is %g, not %g", avx2, dim, k,
+                         rows, r, c, s[r * ldo + c], want);
+            }
+          }
+          free(x);
+          free(v);
+          free(s);
+        }
+      }
+    }
+  }
+  dkm__gemm_force_avx2(0);
+}
+
+static void a_row_scores_the_same_wherever_it_sits(void **state) {
+  (void)state;
+  if (!dkm__gemm_native())
+    skip();
+  uint64_t st = 6;
+  const uint32_t rows = 29, dim = 37, k = 45;
+  float *x = random_floats(&st, (size_t)rows * dim);
+  float *v = random_floats(&st, (size_t)k * dim);
+  uint32_t ldo, ldo1;
+  float *all = scores(x, rows, dim, v, k, &ldo);
+  /* Each row alone (the 1-row kernel), and the rows from 5 on (other
+   * register blocks): the same bits as in the 29-row call. */
+  for (uint32_t r = 0; r < rows; r++) {
+    float *one = scores(x + r * dim, 1, dim, v, k, &ldo1);
+    assert_memory_equal(one, all + r * ldo, sizeof(float) * k);
+    free(one);
+  }
+  float *tail = scores(x + 5 * dim, rows - 5, dim, v, k, &ldo1);
+  assert_memory_equal(tail, all + 5 * ldo, sizeof(float) * (rows - 5) * ldo);
+  free(tail);
+  free(all);
+  free(x);
+  free(v);
+}
+
+static void avx2_and_avx512_give_the_same_bits(void **state) {
+  (void)state;
+  if (!__builtin_cpu_supports("avx512f") || !dkm__gemm_native())
+    skip();
+  uint64_t st = 7;
+  const uint32_t rows = 100, dim = 130, k = 77;
+  float *x = random_floats(&st, (size_t)rows * dim);
+  float *v = random_floats(&st, (size_t)k * dim);
+  uint32_t ldo;
+  float *a = scores(x, rows, dim, v, k, &ldo);
+  dkm__gemm_force_avx2(1);
+  float *b = scores(x, rows, dim, v, k, &ldo);
+  dkm__gemm_force_avx2(0);
+  assert_memory_equal(a, b, sizeof(float) * rows * ldo);
+  free(a);
+  free(b);
+  free(x);
+  free(v);
+
+  /* So a whole training is the same with either kernel. */
+  enum { N = 6000, D = 24, K = 40 };
+  float *data = dkm_test_blobs(N, D, 30, 3.0, 8, NULL);
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, data, DKM_DTYPE_F32, N, D, &src), DKM_OK);
+  dkm_params p;
+  dkm_params_init(&p);
+  p.k = K;
+  p.init = DKM_INIT_KMEANSPP;
+  p.tol = 0;
+  p.max_iter = 5;
+  p.n_threads = 2;
+  dkm_result *r512, *r256;
+  assert_int_equal(dkm_train(ctx, &p, src, &r512), DKM_OK);
+  dkm__gemm_force_avx2(1);
+  assert_int_equal(dkm_train(ctx, &p, src, &r256), DKM_OK);
+  dkm__gemm_force_avx2(0);
+  assert_memory_equal(r512->centroids, r256->centroids, sizeof(float) * K * D);
+  assert_memory_equal(&r512->objective, &r256->objective, sizeof(double));
+  dkm_result_free(r512);
+  dkm_result_free(r256);
+  dkm_source_close(src);
+  dkm_ctx_free(ctx);
+  free(data);
+}
+
+static void blas_fallback_agrees(void **state) {
+  (void)state;
+  uint64_t st = 8;
+  const uint32_t rows = 40, dim = 33, k = 21;
+  float *x = random_floats(&st, (size_t)rows * dim);
+  float *v = random_floats(&st, (size_t)k * dim);
+  float *out = malloc(sizeof(float) * rows * 32);
+  dkm__gemm_blas(x, rows, dim, v, k, out, 32);
+  for (uint32_t r = 0; r < rows; r++)
+    for (uint32_t c = 0; c < k; c++) {
+      double want = 0;
+      for (uint32_t p = 0; p < dim; p++)
+        want += (double)x[r * dim + p] * v[c * dim + p];
+      assert_float_equal(out[r * 32 + c], want, 1e-4 * (1 + fabs(want)));
+    }
+  free(out);
+  free(x);
+  free(v);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(products_are_right_for_every_shape),
+      cmocka_unit_test(a_row_scores_the_same_wherever_it_sits),
+      cmocka_unit_test(avx2_and_avx512_give_the_same_bits),
+      cmocka_unit_test(blas_fallback_agrees),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
