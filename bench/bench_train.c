@@ -394,6 +394,9 @@ static void print_json(const options *opt, const run_report *rep) {
   printf("], \"iter_objectives\": [");
   for (uint32_t i = 0; i < res->n_iter; i++)
     printf("%s%.10g", i ? ", " : "", res->iters[i].objective);
+  printf("], \"iter_repaired\": [");
+  for (uint32_t i = 0; i < res->n_iter; i++)
+    printf("%s%u", i ? ", " : "", res->iters[i].repaired);
   printf("], \"storage\": \"%s\", \"from_source\": %d, \"load\": \"%s\", "
          "\"load_seconds\": %.3f, \"sample_seconds\": %.3f, \"init_seconds\": %.3f, "
          "\"train_seconds\": %.3f, \"peak_rss_bytes\": %llu}\n",

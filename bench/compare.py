@@ -218,6 +218,7 @@ def worker_faiss(a):
             "threads": a.threads, "n_iter": len(per_iter),
             "seconds_per_iter": statistics.median(per_iter), "iter_seconds": per_iter,
             "objective": float(km.obj[-1]), "train_seconds": total,
+            "iter_repaired": [int(s["nsplit"]) for s in km.iteration_stats],
             "peak_rss_bytes": rss_bytes(), "baseline_rss_bytes": baseline}
 
 
