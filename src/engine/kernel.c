@@ -8,14 +8,13 @@
 #include "kernel.h"
 #include "storage/sample.h"
 
-/* Tile sizes, measured with OpenBLAS's Haswell kernels on this project's
- * 1 MiB-L2 cores (best s/iter over a few runs, one thread):
- *   131,072 x 128, k = 512:  256 rows 0.154-0.158 s, 512 rows 0.151, 1024 rows 0.150
- *   60,000 x 784, k = 256:   128 rows 0.224-0.228 s, 256 rows 0.216, 512 rows 0.214,
- *                            1024 rows 0.219
- * 512 rows against up to 512 centroids (1 MiB of scores: one L2) is at or
- * near the best for both; fewer rows repack the centroids too often (the GEMM
- * packs them once per call), more overflow L2. */
+/* Tile sizes. With OpenBLAS's Haswell kernels (best s/iter over a few runs,
+ * one thread): 131,072 x 128, k = 512: 256 rows 0.154-0.158 s, 512 rows
+ * 0.151, 1024 rows 0.150; 60,000 x 784, k = 256: 128 rows 0.224-0.228 s,
+ * 256 rows 0.216, 512 rows 0.214, 1024 rows 0.219. With the own kernel
+ * (gemm.c) 192 to 1024 rows and 256 or 512 centroids were all within the
+ * noise of a shared machine (0.083-0.089 s and 0.111-0.143 s); 512 x 512 (1
+ * MiB of scores: one L2) stays. */
 #define TILE_ROWS 512u
 #define TILE_COLS_MAX 512u
 
