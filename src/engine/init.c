@@ -114,7 +114,9 @@ typedef struct kpp {
 uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows) {
   uint64_t l = 2 + (uint64_t)log((double)k);
   uint64_t tiles = (m + tile_rows - 1) / tile_rows;
-  return m * (2 + l) * sizeof(float) + tiles * l * sizeof(double) + l * (dim + 1) * sizeof(float);
+  uint64_t lp = (l + 31) / 32 * 32; /* packed candidates */
+  return m * (2 + l) * sizeof(float) + tiles * l * sizeof(double) +
+         (l + lp) * (dim + 1) * sizeof(float);
 }
 
 static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const float *x,
