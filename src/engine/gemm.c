@@ -158,11 +158,14 @@ __attribute__((target("avx2,fma"))) static void gemm_avx2(const float *x, uint32
 typedef void (*gemm_fn)(const float *, uint32_t, uint32_t, const float *, uint32_t, float *,
                         uint32_t);
 
-static int force_avx2 = 0;
+static int forced = DKM__GEMM_AUTO;
 
 static gemm_fn pick(void) {
+  int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+  if (f == DKM__GEMM_BLAS)
+    return NULL;
 #ifdef HAVE_X86_KERNELS
-  if (!__atomic_load_n(&force_avx2, __ATOMIC_RELAXED) && __builtin_cpu_supports("avx512f"))
+  if (f != DKM__GEMM_AVX2 && __builtin_cpu_supports("avx512f"))
     return gemm_avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return gemm_avx2;
@@ -174,8 +177,8 @@ int dkm__gemm_native(void) {
   return pick() != NULL;
 }
 
-void dkm__gemm_force_avx2(int on) {
-  __atomic_store_n(&force_avx2, on, __ATOMIC_RELAXED);
+void dkm__gemm_force(int which) {
+  __atomic_store_n(&forced, which, __ATOMIC_RELAXED);
 }
 
 void dkm__gemm_packed(const float *x, uint32_t rows, uint32_t dim, const float *packed,

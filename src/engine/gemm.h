@@ -43,7 +43,12 @@ void dkm__gemm_packed(const float *x, uint32_t rows, uint32_t dim, const float *
 void dkm__gemm_blas(const float *x, uint32_t rows, uint32_t dim, const float *v, uint32_t n,
                     float *out, uint32_t ldo);
 
-/* For tests: 1 forces the AVX2 kernel, 0 restores the automatic choice. */
-void dkm__gemm_force_avx2(int on);
+/* For tests: force the AVX2 kernel or the BLAS fallback (where the CPU
+ * allows), or go back to the automatic choice. Not for concurrent use with a
+ * running training. */
+#define DKM__GEMM_AUTO 0
+#define DKM__GEMM_AVX2 1
+#define DKM__GEMM_BLAS 2
+void dkm__gemm_force(int which);
 
 #endif

@@ -3,7 +3,7 @@
  * double-precision dot product), the same bits for a row wherever it sits
  * in a tile, the same bits with the AVX2 and the AVX-512 kernels (so a
  * whole training is identical with either), zero scores past k, and the
- * BLAS fallback close to it.
+ * BLAS fallback close to it (and deterministic through a whole training).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -40,7 +40,7 @@ static void products_are_right_for_every_shape(void **state) {
   uint64_t st = 5;
   const uint32_t dims[] = {1, 2, 3, 7, 16, 17, 64, 129, 784};
   for (int avx2 = 0; avx2 < 2; avx2++) {
-    dkm__gemm_force_avx2(avx2);
+    dkm__gemm_force(avx2 ? DKM__GEMM_AVX2 : DKM__GEMM_AUTO);
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
       for (uint32_t k = 1; k <= 70; k += 23) {
         for (uint32_t rows = 1; rows <= 30; rows += 7) {
@@ -69,7 +69,7 @@ static void products_are_right_for_every_shape(void **state) {
       }
     }
   }
-  dkm__gemm_force_avx2(0);
+  dkm__gemm_force(DKM__GEMM_AUTO);
 }
 
 static void a_row_scores_the_same_wherever_it_sits(void **state) {
@@ -107,9 +107,9 @@ static void avx2_and_avx512_give_the_same_bits(void **state) {
   float *v = random_floats(&st, (size_t)k * dim);
   uint32_t ldo;
   float *a = scores(x, rows, dim, v, k, &ldo);
-  dkm__gemm_force_avx2(1);
+  dkm__gemm_force(DKM__GEMM_AVX2);
   float *b = scores(x, rows, dim, v, k, &ldo);
-  dkm__gemm_force_avx2(0);
+  dkm__gemm_force(DKM__GEMM_AUTO);
   assert_memory_equal(a, b, sizeof(float) * rows * ldo);
   free(a);
   free(b);
@@ -131,9 +131,9 @@ static void avx2_and_avx512_give_the_same_bits(void **state) {
   p.n_threads = 2;
   dkm_result *r512, *r256;
   assert_int_equal(dkm_train(ctx, &p, src, &r512), DKM_OK);
-  dkm__gemm_force_avx2(1);
+  dkm__gemm_force(DKM__GEMM_AVX2);
   assert_int_equal(dkm_train(ctx, &p, src, &r256), DKM_OK);
-  dkm__gemm_force_avx2(0);
+  dkm__gemm_force(DKM__GEMM_AUTO);
   assert_memory_equal(r512->centroids, r256->centroids, sizeof(float) * K * D);
   assert_memory_equal(&r512->objective, &r256->objective, sizeof(double));
   dkm_result_free(r512);
@@ -163,12 +163,55 @@ static void blas_fallback_agrees(void **state) {
   free(v);
 }
 
+static void training_through_the_blas_fallback_is_deterministic(void **state) {
+  (void)state;
+  enum { N = 9000, D = 20, K = 30 };
+  float *data = dkm_test_blobs(N, D, 25, 2.0, 9, NULL);
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, data, DKM_DTYPE_F32, N, D, &src), DKM_OK);
+  dkm_params p;
+  dkm_params_init(&p);
+  p.k = K;
+  p.init = DKM_INIT_KMEANSPP;
+  p.tol = 0;
+  p.max_iter = 5;
+  p.max_points_per_centroid = 0;
+  dkm_result *native, *blas1, *blas2;
+  assert_int_equal(dkm_train(ctx, &p, src, &native), DKM_OK);
+  dkm__gemm_force(DKM__GEMM_BLAS);
+  assert_false(dkm__gemm_native());
+  p.n_threads = 1;
+  p.block_rows = 700;
+  assert_int_equal(dkm_train(ctx, &p, src, &blas1), DKM_OK);
+  p.n_threads = 2;
+  p.block_rows = 0;
+  assert_int_equal(dkm_train(ctx, &p, src, &blas2), DKM_OK);
+  int32_t *labels = malloc(sizeof(int32_t) * N);
+  assert_int_equal(dkm_assign(ctx, &p, src, blas1->centroids, K, D, labels, NULL), DKM_OK);
+  dkm__gemm_force(DKM__GEMM_AUTO);
+  /* The fallback is deterministic too (fixed tiles), and close to the own
+   * kernel (rounding differs, so not bitwise). */
+  assert_memory_equal(blas1->centroids, blas2->centroids, sizeof(float) * K * D);
+  assert_float_equal(blas1->objective, native->objective, 1e-3 * native->objective);
+  for (int i = 0; i < N; i++)
+    assert_true(labels[i] >= 0 && labels[i] < K);
+  free(labels);
+  dkm_result_free(native);
+  dkm_result_free(blas1);
+  dkm_result_free(blas2);
+  dkm_source_close(src);
+  dkm_ctx_free(ctx);
+  free(data);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(products_are_right_for_every_shape),
       cmocka_unit_test(a_row_scores_the_same_wherever_it_sits),
       cmocka_unit_test(avx2_and_avx512_give_the_same_bits),
       cmocka_unit_test(blas_fallback_agrees),
+      cmocka_unit_test(training_through_the_blas_fallback_is_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
