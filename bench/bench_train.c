@@ -457,7 +457,7 @@ static int run_reference(void) {
       for (int tr = 0; tr <= 1; tr++) {
         bench_sgemm_config cfg = {n, d, k, thread_counts[t], tiles[i], tr};
         double s[3];
-        if (bench_sgemm_run(&cfg, x, c, 3, s) != 0) {
+        if (bench_sgemm_run(&cfg, x, c, 3, s, NULL) != 0) {
           fprintf(stderr, "bench_train: could not run the sgemm ceiling\n");
           report_free(&rep);
           goto done;

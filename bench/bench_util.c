@@ -184,7 +184,21 @@ typedef struct sgemm_job {
   int reps;
   pthread_barrier_t *barrier;
   float *out;
+  const uint64_t *expected; /* per tile: hash of the serial product, or NULL */
+  uint64_t bad_tiles;       /* tiles whose concurrent product differed */
 } sgemm_job;
+
+/* FNV-1a over the bits of a tile's product: equal products hash equal, and
+ * one wrong value almost surely changes the hash. */
+static uint64_t hash_floats(const float *v, size_t count) {
+  uint64_t h = UINT64_C(1469598103934665603);
+  for (size_t i = 0; i < count; i++) {
+    uint32_t bits;
+    memcpy(&bits, &v[i], sizeof bits);
+    h = (h ^ bits) * UINT64_C(1099511628211);
+  }
+  return h;
+}
 
 static void sgemm_tile(const sgemm_job *job, const float *x, uint64_t rows) {
   const bench_sgemm_config *cfg = job->config;
@@ -212,11 +226,24 @@ static void *sgemm_worker(void *arg) {
     }
     pthread_barrier_wait(job->barrier);
   }
+  if (job->expected) {
+    /* The check pass: the same concurrent calls, each product compared with
+     * the one computed by a lone thread beforehand. */
+    pthread_barrier_wait(job->barrier);
+    uint64_t i = 0;
+    for (uint64_t first = 0; first < job->rows; first += tile, i++) {
+      uint64_t count = job->rows - first < tile ? job->rows - first : tile;
+      sgemm_tile(job, job->x + first * cfg->dim, count);
+      if (hash_floats(job->out, (size_t)count * cfg->k) != job->expected[i])
+        job->bad_tiles++;
+    }
+    pthread_barrier_wait(job->barrier);
+  }
   return NULL;
 }
 
 int bench_sgemm_run(const bench_sgemm_config *config, const float *x, const float *c, int reps,
-                    double *seconds) {
+                    double *seconds, uint64_t *bad_tiles) {
   uint32_t t_count = config->threads;
   if (t_count == 0 || reps < 1 || config->rows == 0 || config->k == 0 || config->dim == 0 ||
       config->k > INT32_MAX || config->dim > INT32_MAX)
@@ -239,10 +266,30 @@ int bench_sgemm_run(const bench_sgemm_config *config, const float *x, const floa
     /* cblas takes int sizes. */
     if (tile > INT32_MAX || !bench_array_bytes(tile, config->k, sizeof(float), &out_bytes))
       goto done;
-    jobs[t] = (sgemm_job){config, x + first * config->dim, c, last - first, reps, &barrier, NULL};
+    jobs[t] = (sgemm_job){.config = config,
+                          .x = x + first * config->dim,
+                          .c = c,
+                          .rows = last - first,
+                          .reps = reps,
+                          .barrier = &barrier};
     jobs[t].out = aligned_alloc(64, (out_bytes + 63) / 64 * 64);
     if (!jobs[t].out)
       goto done;
+    if (bad_tiles) {
+      /* The reference hashes, computed by this thread alone, one tile at a
+       * time, before any worker starts. */
+      uint64_t tiles = (jobs[t].rows + tile - 1) / tile;
+      uint64_t *expected = malloc((tiles ? tiles : 1) * sizeof *expected);
+      if (!expected)
+        goto done;
+      jobs[t].expected = expected;
+      uint64_t i = 0;
+      for (uint64_t f = 0; f < jobs[t].rows; f += tile, i++) {
+        uint64_t count = jobs[t].rows - f < tile ? jobs[t].rows - f : tile;
+        sgemm_tile(&jobs[t], jobs[t].x + f * config->dim, count);
+        expected[i] = hash_floats(jobs[t].out, (size_t)count * config->k);
+      }
+    }
   }
   for (uint32_t t = 0; t < t_count; t++) {
     if (pthread_create(&ids[t], NULL, sgemm_worker, &jobs[t]) != 0)
@@ -265,6 +312,16 @@ int bench_sgemm_run(const bench_sgemm_config *config, const float *x, const floa
     pthread_barrier_wait(&barrier);
     seconds[r] = bench_now() - t0;
   }
+  if (bad_tiles) {
+    pthread_barrier_wait(&barrier);
+    pthread_barrier_wait(&barrier);
+    for (int t = 0; t < started; t++)
+      pthread_join(ids[t], NULL);
+    started = 0;
+    *bad_tiles = 0;
+    for (uint32_t t = 0; t < t_count; t++)
+      *bad_tiles += jobs[t].bad_tiles;
+  }
   rc = 0;
 done:
   for (int t = 0; t < started; t++)
@@ -272,8 +329,10 @@ done:
   if (barrier_ready)
     pthread_barrier_destroy(&barrier);
   if (jobs)
-    for (uint32_t t = 0; t < t_count; t++)
+    for (uint32_t t = 0; t < t_count; t++) {
       free(jobs[t].out);
+      free((void *)jobs[t].expected);
+    }
   free(jobs);
   free(ids);
   return rc;

@@ -48,10 +48,15 @@ typedef struct bench_sgemm_config {
 
 /* Runs the configuration reps times on x (n x d) and c (k x d) after one
  * warm-up tile per thread, and stores each repetition's wall time in
- * seconds[0..reps). Returns 0 on success, -1 if memory or threads are
- * lacking. */
+ * seconds[0..reps). If bad_tiles is not NULL, one more (untimed) concurrent
+ * pass compares every tile's product, bit for bit, with the product of the
+ * same call made by a lone thread, and *bad_tiles receives the number that
+ * differ: a BLAS that is not safe to call from two threads at once (a serial
+ * OpenBLAS built without USE_LOCKING shares its packing buffers) shows up
+ * there, and its speed would be no ceiling. Returns 0 on success, -1 if
+ * memory or threads are lacking. */
 int bench_sgemm_run(const bench_sgemm_config *config, const float *x, const float *c, int reps,
-                    double *seconds);
+                    double *seconds, uint64_t *bad_tiles);
 
 /* Floating-point operations of one assignment GEMM: 2 * n * k * d. */
 double bench_assign_flops(uint64_t rows, uint32_t dim, uint32_t k);

@@ -15,7 +15,11 @@
  *   sgemm_ceiling --rows N --dim D --k K [--threads 1,2] [--reps R]
  *                 [--tile ROWS] [--transposed 0|1] [--json]
  *
- * GFLOP/s counts 2 * n * k * d floating-point operations per pass.
+ * GFLOP/s counts 2 * n * k * d floating-point operations per pass. With
+ * more than one thread, one more untimed pass checks that every concurrent
+ * product equals, bit for bit, the same call made by a lone thread ("wrong
+ * tiles"): a BLAS that is not safe to call from two threads at once would
+ * otherwise be timed doing wrong work.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -47,6 +51,8 @@ typedef struct measure {
   double seconds[MAX_REPS];
   int reps;
   double median, best;
+  int checked;        /* 1 if the products were checked (more than 1 thread) */
+  uint64_t bad_tiles; /* concurrent products that differed from a lone thread's */
 } measure;
 
 static void usage(FILE *out) {
@@ -210,9 +216,10 @@ static int parse_options(int argc, char **argv, options *opt) {
   return 0;
 }
 
-static int run_measure(measure *m, const float *x, const float *c, int reps) {
+static int run_measure(measure *m, const float *x, const float *c, int reps, int check) {
   m->reps = reps;
-  if (bench_sgemm_run(&m->config, x, c, reps, m->seconds) != 0)
+  m->checked = check && m->config.threads > 1;
+  if (bench_sgemm_run(&m->config, x, c, reps, m->seconds, m->checked ? &m->bad_tiles : NULL) != 0)
     return -1;
   m->median = bench_median(m->seconds, (size_t)reps);
   m->best = m->seconds[0];
@@ -246,7 +253,7 @@ static int scan(const options *opt, uint32_t threads, const float *x, const floa
       if (opt->transposed >= 0 && opt->transposed != tr)
         continue;
       measure m = {.config = {rows, opt->dim, opt->k, threads, tile, tr}};
-      if (run_measure(&m, x, c, 2) != 0)
+      if (run_measure(&m, x, c, 2, 0) != 0)
         return -1;
       double rate = gflops(&m.config, m.best);
       if (log)
@@ -294,10 +301,12 @@ int main(int argc, char **argv) {
 
   measure results[MAX_THREAD_COUNTS];
   int status = 0;
+  fflush(stdout);
   for (int i = 0; i < opt.n_threads; i++) {
     bench_sgemm_config best;
     if (scan(&opt, opt.threads[i], x, c, &best, opt.json ? NULL : stderr) != 0 ||
-        (results[i] = (measure){.config = best}, run_measure(&results[i], x, c, opt.reps)) != 0) {
+        (results[i] = (measure){.config = best}, run_measure(&results[i], x, c, opt.reps, 1)) !=
+            0) {
       fprintf(stderr, "sgemm_ceiling: could not run %u threads (out of memory or threads)\n",
               opt.threads[i]);
       status = 1;
@@ -317,21 +326,28 @@ int main(int argc, char **argv) {
              m->config.transposed);
       for (int r = 0; r < m->reps; r++)
         printf("%s%.6f", r ? ", " : "", m->seconds[r]);
-      printf("], \"median_seconds\": %.6f, \"gflops_median\": %.2f, \"gflops_best\": %.2f}",
-             m->median, gflops(&m->config, m->median), gflops(&m->config, m->best));
+      printf("], \"median_seconds\": %.6f, \"gflops_median\": %.2f, \"gflops_best\": %.2f, "
+             "\"checked\": %s, \"bad_tiles\": %llu}",
+             m->median, gflops(&m->config, m->median), gflops(&m->config, m->best),
+             m->checked ? "true" : "false", (unsigned long long)m->bad_tiles);
     }
     printf("]}\n");
   } else {
     printf("bare cblas_sgemm, %llu x %u rows times %u x %u centroids (%.1f GFLOP per pass)\n",
            (unsigned long long)opt.rows, opt.dim, opt.dim, opt.k,
            bench_assign_flops(opt.rows, opt.dim, opt.k) * 1e-9);
-    printf("%8s %10s %11s %12s %14s %12s\n", "threads", "tile rows", "transposed", "s/pass",
-           "GFLOP/s (med)", "GFLOP/s (best)");
+    printf("%8s %10s %11s %12s %14s %14s %12s\n", "threads", "tile rows", "transposed", "s/pass",
+           "GFLOP/s (med)", "GFLOP/s (best)", "wrong tiles");
     for (int i = 0; i < opt.n_threads; i++) {
       const measure *m = &results[i];
-      printf("%8u %10llu %11d %12.4f %14.1f %12.1f\n", m->config.threads,
+      char bad[32];
+      if (m->checked)
+        snprintf(bad, sizeof bad, "%llu", (unsigned long long)m->bad_tiles);
+      else
+        snprintf(bad, sizeof bad, "-");
+      printf("%8u %10llu %11d %12.4f %14.1f %14.1f %12s\n", m->config.threads,
              (unsigned long long)m->config.tile_rows, m->config.transposed, m->median,
-             gflops(&m->config, m->median), gflops(&m->config, m->best));
+             gflops(&m->config, m->median), gflops(&m->config, m->best), bad);
     }
   }
 done:
