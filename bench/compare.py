@@ -310,7 +310,8 @@ class Runner:
             self.ceiling_config[key] = (res["tile_rows"], res["transposed"])
             return {"program": "ceiling", "seconds_per_iter": res["median_seconds"],
                     "tile_rows": res["tile_rows"], "transposed": res["transposed"],
-                    "seconds": res["seconds"], "gflops_best": res["gflops_best"]}
+                    "seconds": res["seconds"], "gflops_best": res["gflops_best"],
+                    "checked": res.get("checked", False), "bad_tiles": res.get("bad_tiles", 0)}
         raise ValueError(program)
 
 
@@ -321,7 +322,11 @@ def summarize(w, threads, program, runs, x):
     row = {"workload": w["name"], "title": w["title"], "threads": threads, "program": program,
            "rounds": len(runs), "seconds_per_iter": s_iter, "gflops": flops / s_iter * 1e-9,
            "runs": runs}
-    if program != "ceiling":
+    if program == "ceiling":
+        # Products that differ from a lone thread's mean the BLAS is not safe
+        # from two threads at once: that speed is no ceiling.
+        row["bad_tiles"] = sum(r.get("bad_tiles", 0) for r in runs)
+    else:
         row["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs)
         row["n_iter"] = runs[0]["n_iter"]
         row["own_objective"] = runs[0]["objective"]
@@ -415,7 +420,8 @@ def fmt_table(rows, markdown):
         body.append([
             r["workload"] + ("" if r["setting"] == "machine" else " (env unset)"),
             str(r["threads"]),
-            "sgemm ceiling" if r["program"] == "ceiling" else r["program"],
+            ("sgemm ceiling" + (" (WRONG PRODUCTS)" if r.get("bad_tiles") else ""))
+            if r["program"] == "ceiling" else r["program"],
             f"{r['seconds_per_iter']:.4f}",
             f"{r['gflops']:.1f}",
             "" if r["pct_ceiling"] is None else f"{r['pct_ceiling']:.0f}%",
