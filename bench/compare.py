@@ -393,11 +393,17 @@ def machine_info():
                 model = line.split(":", 1)[1].strip()
     except OSError:
         pass
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "unknown"
+    except OSError:
+        commit = "unknown"
     info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": model, "cores": os.cpu_count(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
             "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "(unset)"),
-            "numpy": np.__version__, "loadavg_start": loadavg()}
+            "numpy": np.__version__, "loadavg_start": loadavg(), "commit": commit}
     try:
         import faiss
         info["faiss"] = faiss.__version__
@@ -547,7 +553,7 @@ def main():
                               if r["program"] == "diskmeans"), None)
     if diskmeans_version:
         versions = f"diskmeans {diskmeans_version}, " + versions
-    header = (f"{info['date']}; {info['cpu']}, {info['cores']} cores; "
+    header = (f"{info['date']} (commit {info['commit']}); {info['cpu']}, {info['cores']} cores; "
               f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}, "
               f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}; {versions}; "
               f"load average {info['loadavg_start']:.1f} at start, {info['loadavg_end']:.1f} "
