@@ -276,29 +276,31 @@ dkm_status dkm__spill_append(dkm_ctx *ctx, dkm__spill *s, const float *rows, uin
   /* count <= base.rows, so count * row_bytes <= base.bytes fits a size_t. */
   const unsigned char *p = (const unsigned char *)rows;
   uint64_t left = count;
-  if (s->wbuf_used + left > s->wbuf_rows) {
-    /* Fill the buffer up, write it, then write whole buffers' worth of rows
-     * straight from the caller's memory; only the tail is copied. */
-    size_t take = s->wbuf_rows - s->wbuf_used;
+  if (s->wbuf_used > 0) {
+    /* Complete what is buffered first: the file is written in order. */
+    size_t take = (size_t)DKM__MIN(left, (uint64_t)(s->wbuf_rows - s->wbuf_used));
     memcpy(s->wbuf + s->wbuf_used * s->row_bytes, p, take * s->row_bytes);
     s->wbuf_used += take;
     p += take * s->row_bytes;
     left -= take;
-    dkm_status st = flush_buffer(ctx, s);
-    if (st != DKM_OK)
-      return st;
-    if (left >= s->wbuf_rows) {
-      uint64_t direct = left - left % s->wbuf_rows;
-      st = write_rows(ctx, s, p, direct);
+    if (s->wbuf_used == s->wbuf_rows) {
+      dkm_status st = flush_buffer(ctx, s);
       if (st != DKM_OK)
         return st;
-      p += direct * s->row_bytes;
-      left -= direct;
     }
   }
-  assert(s->wbuf_used + left <= s->wbuf_rows);
-  memcpy(s->wbuf + s->wbuf_used * s->row_bytes, p, (size_t)left * s->row_bytes);
-  s->wbuf_used += (size_t)left;
+  if (left >= s->wbuf_rows) {
+    /* A buffer's worth or more: straight from the caller's memory, in one
+     * write, with no copy of ours. */
+    assert(s->wbuf_used == 0);
+    dkm_status st = write_rows(ctx, s, p, left);
+    if (st != DKM_OK)
+      return st;
+  } else if (left > 0) {
+    assert(s->wbuf_used + left <= s->wbuf_rows);
+    memcpy(s->wbuf + s->wbuf_used * s->row_bytes, p, (size_t)left * s->row_bytes);
+    s->wbuf_used += (size_t)left;
+  }
   s->rows_written += count;
   return DKM_OK;
 }
