@@ -47,10 +47,18 @@ static uint64_t lloyd_tile(void *user, uint32_t worker, uint64_t first, const fl
   return bad == UINT32_MAX ? UINT64_MAX : first + bad;
 }
 
+/* The update of one block is cut into chunks handed out dynamically, so
+ * that a worker the system has paused does not hold the others up: chunk 0
+ * is the counts and the objective (row order, one worker), the others are
+ * slices of columns, each walked over every row in order. Whoever takes a
+ * chunk, every sum sees the rows in row order. */
 typedef struct update_job {
   dkm__trainer *t;
   const float *x;
   uint64_t count;
+  uint32_t cols_per_chunk; /* a multiple of 8 doubles: whole cache lines */
+  uint32_t n_chunks;       /* 1 + column slices */
+  uint32_t next;           /* atomic */
 } update_job;
 
 /* The inner loops of the update, compiled for AVX-512 and AVX2 as well as
@@ -74,45 +82,57 @@ static void add_row_scaled(double *restrict s, const float *restrict x, double w
     s[j] += (double)x[j] * w;
 }
 
-static void update_columns(void *arg, uint32_t worker, uint32_t n_workers) {
+static void add_columns(const update_job *job, uint32_t j0, uint32_t j1) {
+  const dkm__trainer *t = job->t;
+  const uint32_t dim = t->dim;
+  const int cosine = t->metric == DKM_METRIC_COSINE;
+  for (uint64_t r = 0; r < job->count; r++) {
+    const float *x = job->x + r * dim + j0;
+    double *s = t->sums + (size_t)t->labels[r] * dim + j0;
+    /* The rows' clusters are known for the whole block: fetch the sums a
+     * few rows ahead into cache (this loop was bound by their latency). */
+    if (r + 6 < job->count) {
+      const char *ahead = (const char *)(t->sums + (size_t)t->labels[r + 6] * dim + j0);
+      for (uint32_t b = 0; b < (j1 - j0) * sizeof(double); b += 64)
+        __builtin_prefetch(ahead + b, 1);
+    }
+    if (cosine)
+      add_row_scaled(s, x, (double)t->inv[r], j1 - j0);
+    else
+      add_row(s, x, j1 - j0);
+  }
+}
+
+static void update_job_run(void *arg, uint32_t worker, uint32_t n_workers) {
   update_job *job = arg;
   dkm__trainer *t = job->t;
-  const uint32_t dim = t->dim;
-  const uint32_t j0 = (uint32_t)((uint64_t)dim * worker / n_workers);
-  const uint32_t j1 = (uint32_t)((uint64_t)dim * (worker + 1) / n_workers);
-  const int cosine = t->metric == DKM_METRIC_COSINE;
-  if (j0 < j1) {
-    for (uint64_t r = 0; r < job->count; r++) {
-      const float *x = job->x + r * dim + j0;
-      double *s = t->sums + (size_t)t->labels[r] * dim + j0;
-      /* The rows' clusters are known for the whole block: fetch the sums a
-       * few rows ahead into cache (this loop was bound by their latency). */
-      if (r + 6 < job->count) {
-        const char *ahead = (const char *)(t->sums + (size_t)t->labels[r + 6] * dim + j0);
-        for (uint32_t b = 0; b < (j1 - j0) * sizeof(double); b += 64)
-          __builtin_prefetch(ahead + b, 1);
+  for (;;) {
+    uint32_t c = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (c >= job->n_chunks)
+      break;
+    if (c == 0) {
+      double obj = t->objective;
+      for (uint64_t r = 0; r < job->count; r++) {
+        t->counts[t->labels[r]]++;
+        obj += (double)t->dist[r];
       }
-      if (cosine)
-        add_row_scaled(s, x, (double)t->inv[r], j1 - j0);
-      else
-        add_row(s, x, j1 - j0);
+      t->objective = obj;
+    } else {
+      uint32_t j0 = (c - 1) * job->cols_per_chunk;
+      add_columns(job, j0, DKM__MIN(j0 + job->cols_per_chunk, t->dim));
     }
-  }
-  if (worker == 0) {
-    /* Counts and the objective in row order, by one worker. */
-    double obj = t->objective;
-    for (uint64_t r = 0; r < job->count; r++) {
-      t->counts[t->labels[r]]++;
-      obj += (double)t->dist[r];
-    }
-    t->objective = obj;
   }
 }
 
 static dkm_status lloyd_block(void *user, uint64_t first, const float *x, uint64_t count) {
   dkm__trainer *t = user;
-  update_job job = {t, x, count};
-  dkm__pool_run(t->eng.pool, update_columns, &job);
+  const uint32_t workers = t->eng.n_workers, dim = t->dim;
+  /* About four slices per worker (one slice when alone), whole cache lines. */
+  uint32_t slices = workers == 1 ? 1 : 4 * workers;
+  uint32_t cols = (dim + slices - 1) / slices;
+  cols = (cols + 7) & ~7u;
+  update_job job = {t, x, count, cols, 1 + (dim + cols - 1) / cols, 0};
+  dkm__pool_run(t->eng.pool, update_job_run, &job);
   return DKM_OK;
 }
 
