@@ -14,8 +14,8 @@
  *                         dkm_source_close()
  *   dkm__spill_abort()    drops an unfinished spill instead (on any error)
  *
- * Resident memory: a write buffer of about 1 MiB while writing, nothing while
- * reading (rows are read into the caller's block buffer).
+ * Resident memory: a write buffer of about 1 MiB while writing; while
+ * reading, the pages of the last two ranges read (about two blocks).
  */
 #ifndef DKM_STORAGE_SPILL_H
 #define DKM_STORAGE_SPILL_H
@@ -67,5 +67,11 @@ uint64_t dkm__spill_rows_written(const dkm__spill *spill);
  * file stays cached so that every pass after the first reads at memory speed.
  * For tests and benchmarks; call it on the spill or on the finished source. */
 void dkm__spill_set_drop_behind(dkm_source *spill_source, bool on);
+
+/* The read path: true when the finished spill is read through a mapping
+ * (zero copy), false when it falls back on pread. dkm__spill_use_pread()
+ * switches a finished spill to pread for good (for tests and benchmarks). */
+bool dkm__spill_is_mapped(const dkm_source *spill_source);
+void dkm__spill_use_pread(dkm_source *spill_source);
 
 #endif

@@ -130,6 +130,15 @@ static void test_spill_rows_read_back_exactly(void **state) {
     dkm__spill_set_drop_behind(src, true);
     check_read_back(ctx, src, x, 333);
     dkm__spill_set_drop_behind(src, false);
+    /* The same through the fallback read path (pread into the buffer). */
+    if (!dkm__spill_is_mapped(src))
+      print_message("note: this system reads spills with pread only\n");
+    dkm__spill_use_pread(src);
+    assert_false(dkm__spill_is_mapped(src));
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
+      check_read_back(ctx, src, x, blocks[b]);
+    dkm__spill_set_drop_behind(src, true);
+    check_read_back(ctx, src, x, 7);
     /* Hints out of range are harmless. */
     src->methods->will_need(src, src->rows, 10);
     src->methods->will_need(src, src->rows - 1, UINT64_MAX);
@@ -140,6 +149,69 @@ static void test_spill_rows_read_back_exactly(void **state) {
     free(x);
     dkm_ctx_free(ctx);
   }
+  dkm_test_rmtree(dir);
+  free(dir);
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  if (f != NULL)
+    fclose(f);
+  return kib;
+}
+
+/* Reading a spill back does not make the process grow with the file: 64 MiB
+ * read in 1 MiB blocks (both read paths) leaves at most a few blocks
+ * resident. A mapping whose pages were never dropped would reach 64 MiB. */
+static void test_spill_reading_keeps_memory_bounded(void **state) {
+  (void)state;
+  const uint32_t dim = 128;
+  const uint64_t chunk = 2048, rows = 32 * chunk; /* 1 MiB chunks, 32 MiB */
+  char *dir = dkm_test_mkdtemp("spill-rss");
+  assert_non_null(dir);
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  float *x = malloc(chunk * dim * sizeof(float));
+  float *buf = malloc(chunk * dim * sizeof(float));
+  assert_non_null(x);
+  assert_non_null(buf);
+  for (int path = 0; path < 2; path++) {
+    dkm__spill *s = NULL;
+    assert_int_equal(dkm__spill_create(ctx, dir, rows * 2, dim, &s), DKM_OK);
+    for (uint64_t c = 0; c < 2 * rows / chunk; c++) {
+      for (uint64_t i = 0; i < chunk * dim; i++)
+        x[i] = (float)(c * 1000 + i % 997);
+      assert_int_equal(dkm__spill_append(ctx, s, x, chunk), DKM_OK);
+    }
+    dkm_source *src = NULL;
+    assert_int_equal(dkm__spill_finish(ctx, s, &src), DKM_OK);
+    if (path == 1)
+      dkm__spill_use_pread(src);
+    long base = rss_kib(), peak = base;
+    assert_true(base > 0);
+    for (int pass = 0; pass < 2; pass++) {
+      for (uint64_t first = 0; first < src->rows; first += chunk) {
+        const float *r = NULL;
+        assert_int_equal(dkm_source_read(ctx, src, first, chunk, buf, &r), DKM_OK);
+        uint64_t c = first / chunk;
+        assert_true(r[0] == (float)(c * 1000) &&
+                    r[chunk * dim - 1] == (float)(c * 1000 + (chunk * dim - 1) % 997));
+        long now = rss_kib();
+        peak = now > peak ? now : peak;
+      }
+    }
+    if (peak - base > 8 * 1024)
+      fail_msg("%s path: RSS grew by %ld KiB reading a 64 MiB spill in 1 MiB blocks",
+               path == 0 ? "default" : "pread", peak - base);
+    dkm_source_close(src);
+  }
+  free(x);
+  free(buf);
+  dkm_ctx_free(ctx);
   dkm_test_rmtree(dir);
   free(dir);
 }
@@ -524,6 +596,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spill_rows_read_back_exactly),
       cmocka_unit_test(test_spill_file_has_no_name),
+      cmocka_unit_test(test_spill_reading_keeps_memory_bounded),
       cmocka_unit_test(test_spill_finish_with_missing_rows_fails_cleanly),
       cmocka_unit_test(test_spill_too_many_rows_is_an_error),
       cmocka_unit_test(test_spill_bad_sizes_are_param_errors),
