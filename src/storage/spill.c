@@ -344,15 +344,12 @@ static dkm_status read_error(dkm_ctx *ctx, const dkm__spill *s, uint64_t first, 
                            why);
 }
 
-/* Unmaps the pages of [off, off + len) from this process (a shared file
- * mapping stays valid: touching them again faults them back in) and, with
- * drop-behind, drops them from the page cache too. */
-static void release_range(dkm__spill *s, size_t off, size_t len) {
-  if (len == 0)
-    return;
-  madvise((void *)(s->map + off), len, MADV_DONTNEED);
-  if (s->drop_behind)
-    posix_fadvise(s->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+/* Unmaps the pages of [a, b) (page-aligned offsets) from this process. A
+ * shared file mapping stays valid: touching those rows again just faults
+ * them back in. */
+static void unmap_pages(dkm__spill *s, size_t a, size_t b) {
+  if (b > a)
+    madvise((void *)(s->map + a), b - a, MADV_DONTNEED);
 }
 
 static dkm_status read_mapped(dkm__spill *s, dkm_ctx *ctx, uint64_t first, uint64_t count,
@@ -362,11 +359,29 @@ static dkm_status read_mapped(dkm__spill *s, dkm_ctx *ctx, uint64_t first, uint6
   size_t a1 = DKM__MIN(off + len + s->page - 1, s->map_bytes) & ~(s->page - 1);
   if (a1 < off + len) /* the file's last, partial page */
     a1 = s->map_bytes;
-  /* The engine is done with the rows it read before the last ones (it
-   * computes on the last while this reads the next): unmap them, so that
-   * the process holds about two blocks of the file, never more. Done first
-   * so that a page shared with the new range is mapped again below. */
-  release_range(s, s->held_off[0], s->held_len[0]);
+  /* Keep mapped only the rows read last time (the engine computes on them
+   * while this reads the next ones) and the rows asked for now; unmap all
+   * else, so that the process holds about two blocks of the file, never
+   * more. All else, not just the range before: a fault maps whole folios of
+   * the page cache (up to 2 MiB here), so a read also maps its neighbours,
+   * and random reads (initialisation) would otherwise pile them up. */
+  size_t k0 = s->held_off[1], k1 = s->held_off[1] + s->held_len[1]; /* kept */
+  size_t lo0 = a0, lo1 = a1, hi0 = k0, hi1 = k1;
+  if (k1 == k0 || k0 < a0) {
+    lo0 = k0, lo1 = k1, hi0 = a0, hi1 = a1;
+  }
+  size_t end = (s->map_bytes + s->page - 1) & ~(s->page - 1);
+  if (lo1 == lo0) { /* nothing kept but the new range */
+    unmap_pages(s, 0, hi0);
+    unmap_pages(s, hi1, end);
+  } else {
+    unmap_pages(s, 0, lo0);
+    unmap_pages(s, lo1, hi0);
+    unmap_pages(s, DKM__MAX(lo1, hi1), end);
+  }
+  /* With drop-behind, the rows read before last leave the page cache too. */
+  if (s->drop_behind && s->held_len[0] != 0)
+    posix_fadvise(s->fd, (off_t)s->held_off[0], (off_t)s->held_len[0], POSIX_FADV_DONTNEED);
   s->held_off[0] = s->held_off[1];
   s->held_len[0] = s->held_len[1];
   s->held_off[1] = a0;
