@@ -24,10 +24,13 @@
  *    a pointer into it (zero copy), after populating the range on the
  *    reader thread (so the workers take no page faults);
  *  - the resident set stays at about two blocks whatever the file's size: a
- *    read unmaps (MADV_DONTNEED) the range read before the last one, which
- *    the engine is done with (it computes on the last while it reads the
- *    next). A shared file mapping stays valid after DONTNEED: touching those
- *    rows again just faults them back in, so "valid until closed" holds;
+ *    read unmaps (MADV_DONTNEED) everything but the range read last (the
+ *    engine computes on it while it reads the next) and the new one. Not
+ *    just the range before: a fault maps whole page-cache folios (up to
+ *    2 MiB), so each read also maps neighbours, and the scattered single-row
+ *    reads of initialisation once piled them up to 906 MiB at k = 1024. A
+ *    shared file mapping stays valid after DONTNEED: touching those rows
+ *    again just faults them back in, so "valid until closed" holds;
  *  - MADV_POPULATE_READ reports an I/O error as a return value (EFAULT where
  *    touching would raise SIGBUS), so errors stay values. (A page reclaimed
  *    between the populate and the engine's access and then unreadable would
