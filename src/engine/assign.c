@@ -123,17 +123,21 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   }
   dkm__centroid_norms(use, k, dim, cnorm);
   float *packed = NULL;
-  if (dkm__gemm_native()) {
+  float *bias =
+      dkm__alloc_aligned(ctx, dkm__packed_floats(k, 1) * sizeof(float), "the centroid terms");
+  if (bias != NULL && dkm__gemm_native())
     packed =
         dkm__alloc_aligned(ctx, dkm__packed_floats(k, dim) * sizeof(float), "the packed centroids");
-    if (packed == NULL) {
-      dkm__free(ctx, cnorm);
-      dkm__free_aligned(ctx, copy);
-      return DKM_ERR_NOMEM;
-    }
-    dkm__pack(use, k, dim, packed);
+  if (bias == NULL || (packed == NULL && dkm__gemm_native())) {
+    dkm__free(ctx, cnorm);
+    dkm__free_aligned(ctx, copy);
+    dkm__free_aligned(ctx, bias);
+    return DKM_ERR_NOMEM;
   }
-  dkm__kernel_init(&a.kern, k, dim, params->metric, use, cnorm, packed);
+  dkm__kernel_bias(params->metric, cnorm, k, bias);
+  if (packed != NULL)
+    dkm__pack(use, k, dim, packed);
+  dkm__kernel_init(&a.kern, k, dim, params->metric, use, cnorm, packed, bias);
 
   s = dkm__engine_open(&a.eng, ctx, params, src, tr, b);
   if (s == DKM_OK) {
@@ -164,5 +168,6 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   dkm__free(ctx, cnorm);
   dkm__free_aligned(ctx, copy);
   dkm__free_aligned(ctx, packed);
+  dkm__free_aligned(ctx, bias);
   return s;
 }

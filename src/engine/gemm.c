@@ -41,6 +41,16 @@ void dkm__gemm_blas(const float *x, uint32_t rows, uint32_t dim, const float *v,
   pthread_mutex_unlock(&blas_lock);
 }
 
+/* Where a micro-kernel's scores go: out[i * ldo + j], as they are or, with
+ * bias, as bias[j] - scale * score (the assignment's per-centroid value,
+ * computed while the scores are still in registers). */
+typedef struct store_to {
+  float *out;
+  uint32_t ldo;
+  const float *bias; /* NULL: raw scores */
+  float scale;
+} store_to;
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define HAVE_X86_KERNELS 1
@@ -50,7 +60,7 @@ void dkm__gemm_blas(const float *x, uint32_t rows, uint32_t dim, const float *v,
  * zero: the same in every variant. */
 #define DEFINE_AVX512_KERNEL(R, P)                                                                 \
   __attribute__((target("avx512f"))) static void k512_##R##x##P(                                   \
-      const float *x, uint32_t dim, const float *panel, float *out, uint32_t ldo) {                \
+      const float *x, uint32_t dim, const float *panel, const store_to *st, uint32_t r0) {         \
     __m512 acc[R][P];                                                                              \
     for (int i = 0; i < R; i++)                                                                    \
       for (int j = 0; j < P; j++)                                                                  \
@@ -66,9 +76,16 @@ void dkm__gemm_blas(const float *x, uint32_t rows, uint32_t dim, const float *v,
           acc[i][P - 1] = _mm512_fmadd_ps(xv, v1, acc[i][P - 1]);                                  \
       }                                                                                            \
     }                                                                                              \
-    for (int i = 0; i < R; i++)                                                                    \
-      for (int j = 0; j < P; j++)                                                                  \
-        _mm512_storeu_ps(out + (size_t)i * ldo + (size_t)j * DKM__PANEL, acc[i][j]);               \
+    const __m512 scale = _mm512_set1_ps(st->scale);                                                \
+    for (int j = 0; j < P; j++) {                                                                  \
+      const __m512 b = st->bias != NULL ? _mm512_loadu_ps(st->bias + (size_t)j * DKM__PANEL)       \
+                                        : _mm512_setzero_ps();                                     \
+      for (int i = 0; i < R; i++) {                                                                \
+        __m512 v =                                                                                 \
+            st->bias != NULL ? _mm512_sub_ps(b, _mm512_mul_ps(scale, acc[i][j])) : acc[i][j];      \
+        _mm512_storeu_ps(st->out + (size_t)(r0 + i) * st->ldo + (size_t)j * DKM__PANEL, v);        \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 DEFINE_AVX512_KERNEL(12, 2)
@@ -80,30 +97,32 @@ DEFINE_AVX512_KERNEL(1, 1)
 
 __attribute__((target("avx512f"))) static void gemm_avx512(const float *x, uint32_t rows,
                                                            uint32_t dim, const float *packed,
-                                                           uint32_t panels, float *out,
-                                                           uint32_t ldo) {
+                                                           uint32_t panels, const store_to *st0) {
   for (uint32_t q = 0; q < panels;) {
     const float *panel = packed + (size_t)q * DKM__PANEL * dim;
-    float *o = out + (size_t)q * DKM__PANEL;
+    store_to st = *st0;
+    st.out += (size_t)q * DKM__PANEL;
+    if (st.bias != NULL)
+      st.bias += (size_t)q * DKM__PANEL;
     const int pair = q + 1 < panels;
     uint32_t r = 0;
     for (; r + 12 <= rows; r += 12) {
       if (pair)
-        k512_12x2(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+        k512_12x2(x + (size_t)r * dim, dim, panel, &st, r);
       else
-        k512_12x1(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+        k512_12x1(x + (size_t)r * dim, dim, panel, &st, r);
     }
     for (; r + 4 <= rows; r += 4) {
       if (pair)
-        k512_4x2(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+        k512_4x2(x + (size_t)r * dim, dim, panel, &st, r);
       else
-        k512_4x1(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+        k512_4x1(x + (size_t)r * dim, dim, panel, &st, r);
     }
     for (; r < rows; r++) {
       if (pair)
-        k512_1x2(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+        k512_1x2(x + (size_t)r * dim, dim, panel, &st, r);
       else
-        k512_1x1(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+        k512_1x1(x + (size_t)r * dim, dim, panel, &st, r);
     }
     q += pair ? 2 : 1;
   }
@@ -112,7 +131,7 @@ __attribute__((target("avx512f"))) static void gemm_avx512(const float *x, uint3
 /* AVX2: R rows x one panel of 16 (two registers of 8). */
 #define DEFINE_AVX2_KERNEL(R)                                                                      \
   __attribute__((target("avx2,fma"))) static void k256_##R(                                        \
-      const float *x, uint32_t dim, const float *panel, float *out, uint32_t ldo) {                \
+      const float *x, uint32_t dim, const float *panel, const store_to *st, uint32_t r0) {         \
     __m256 acc[R][2];                                                                              \
     for (int i = 0; i < R; i++) {                                                                  \
       acc[i][0] = _mm256_setzero_ps();                                                             \
@@ -127,9 +146,14 @@ __attribute__((target("avx512f"))) static void gemm_avx512(const float *x, uint3
         acc[i][1] = _mm256_fmadd_ps(xv, v1, acc[i][1]);                                            \
       }                                                                                            \
     }                                                                                              \
-    for (int i = 0; i < R; i++) {                                                                  \
-      _mm256_storeu_ps(out + (size_t)i * ldo, acc[i][0]);                                          \
-      _mm256_storeu_ps(out + (size_t)i * ldo + 8, acc[i][1]);                                      \
+    const __m256 scale = _mm256_set1_ps(st->scale);                                                \
+    for (int j = 0; j < 2; j++) {                                                                  \
+      const __m256 b = st->bias != NULL ? _mm256_loadu_ps(st->bias + 8 * j) : _mm256_setzero_ps(); \
+      for (int i = 0; i < R; i++) {                                                                \
+        __m256 v =                                                                                 \
+            st->bias != NULL ? _mm256_sub_ps(b, _mm256_mul_ps(scale, acc[i][j])) : acc[i][j];      \
+        _mm256_storeu_ps(st->out + (size_t)(r0 + i) * st->ldo + 8 * j, v);                         \
+      }                                                                                            \
     }                                                                                              \
   }
 
@@ -139,24 +163,26 @@ DEFINE_AVX2_KERNEL(1)
 
 __attribute__((target("avx2,fma"))) static void gemm_avx2(const float *x, uint32_t rows,
                                                           uint32_t dim, const float *packed,
-                                                          uint32_t panels, float *out,
-                                                          uint32_t ldo) {
+                                                          uint32_t panels, const store_to *st0) {
   for (uint32_t q = 0; q < panels; q++) {
     const float *panel = packed + (size_t)q * DKM__PANEL * dim;
-    float *o = out + (size_t)q * DKM__PANEL;
+    store_to st = *st0;
+    st.out += (size_t)q * DKM__PANEL;
+    if (st.bias != NULL)
+      st.bias += (size_t)q * DKM__PANEL;
     uint32_t r = 0;
     for (; r + 6 <= rows; r += 6)
-      k256_6(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+      k256_6(x + (size_t)r * dim, dim, panel, &st, r);
     for (; r + 2 <= rows; r += 2)
-      k256_2(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+      k256_2(x + (size_t)r * dim, dim, panel, &st, r);
     for (; r < rows; r++)
-      k256_1(x + (size_t)r * dim, dim, panel, o + (size_t)r * ldo, ldo);
+      k256_1(x + (size_t)r * dim, dim, panel, &st, r);
   }
 }
 #endif
 
-typedef void (*gemm_fn)(const float *, uint32_t, uint32_t, const float *, uint32_t, float *,
-                        uint32_t);
+typedef void (*gemm_fn)(const float *, uint32_t, uint32_t, const float *, uint32_t,
+                        const store_to *);
 
 static int forced = DKM__GEMM_AUTO;
 
@@ -184,6 +210,16 @@ void dkm__gemm_force(int which) {
 void dkm__gemm_packed(const float *x, uint32_t rows, uint32_t dim, const float *packed,
                       uint32_t panels, float *out, uint32_t ldo) {
   gemm_fn f = pick();
+  store_to st = {out, ldo, NULL, 0};
   if (f != NULL)
-    f(x, rows, dim, packed, panels, out, ldo);
+    f(x, rows, dim, packed, panels, &st);
+}
+
+void dkm__gemm_packed_biased(const float *x, uint32_t rows, uint32_t dim, const float *packed,
+                             uint32_t panels, const float *bias, float scale, float *out,
+                             uint32_t ldo) {
+  gemm_fn f = pick();
+  store_to st = {out, ldo, bias, scale};
+  if (f != NULL)
+    f(x, rows, dim, packed, panels, &st);
 }

@@ -38,6 +38,13 @@ void dkm__pack(const float *v, uint32_t k, uint32_t dim, float *packed);
 void dkm__gemm_packed(const float *x, uint32_t rows, uint32_t dim, const float *packed,
                       uint32_t panels, float *out, uint32_t ldo);
 
+/* The same, storing bias[j] - scale * (x_r . v_j) instead (bias has 16 *
+ * panels entries): the assignment's per-centroid value, made while the
+ * scores are in registers. */
+void dkm__gemm_packed_biased(const float *x, uint32_t rows, uint32_t dim, const float *packed,
+                             uint32_t panels, const float *bias, float scale, float *out,
+                             uint32_t ldo);
+
 /* The fallback: out[r * ldo + j] = x_r . v_j for j < n, v row-major, through
  * cblas_sgemm under a process-wide lock. */
 void dkm__gemm_blas(const float *x, uint32_t rows, uint32_t dim, const float *v, uint32_t n,

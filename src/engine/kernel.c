@@ -35,7 +35,8 @@ uint32_t dkm__tile_cols(uint32_t k, uint32_t dim) {
 }
 
 void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric metric,
-                      const float *centroids, const float *cnorm, const float *packed) {
+                      const float *centroids, const float *cnorm, const float *packed,
+                      const float *bias) {
   kern->k = k;
   kern->dim = dim;
   kern->tile_rows = dkm__tile_rows(k, dim);
@@ -44,6 +45,13 @@ void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric me
   kern->centroids = centroids;
   kern->cnorm = cnorm;
   kern->packed = packed;
+  kern->bias = bias;
+}
+
+void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *out) {
+  size_t n = dkm__packed_floats(k, 1);
+  for (size_t c = 0; c < n; c++)
+    out[c] = c >= k ? INFINITY : metric == DKM_METRIC_L2 ? cnorm[c] : 0.0f;
 }
 
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern) {
@@ -66,29 +74,25 @@ void dkm__normalize(float *x, uint32_t dim) {
     x[j] = (float)((double)x[j] * inv);
 }
 
-/* The score of centroid c for a row: ||c||^2 - 2 x.c for L2 (the row's own
- * ||x||^2 is added at the end), -x.c for inner product and cosine. 2 * s is
- * exact, so a fused multiply-add would give the same value. */
-#define SCORE(bias, s, c) ((bias) != NULL ? (bias)[c] - 2.0f * (s)[c] : -(s)[c])
-
 /*
- * The argmin of a row of scores, the hot loop after the GEMM. It must find
- * exactly what a plain scan with a strict < finds: the first index of the
- * minimum. It runs in two steps: the minimum value (vector min instructions;
- * the minimum of finite floats does not depend on the order it is taken
- * in), then the first index whose score equals it (a vector compare that
- * stops at the first match, usually early). Each instruction set has its own
- * version, chosen at run time; all give the same answer.
+ * The argmin of a row of values v_c = ||c||^2 - 2 x.c (L2; the row's own
+ * ||x||^2 is added at the end) or -x.c (inner product and cosine), which the
+ * GEMM stores (dkm__gemm_packed_biased). It must find exactly what a plain
+ * scan with a strict < finds: the first index of the minimum. It runs in two
+ * steps: the minimum value (vector min instructions; the minimum of finite
+ * floats does not depend on the order it is taken in), then the first index
+ * whose value equals it (a vector compare that stops at the first match,
+ * usually early). Each instruction set has its own version, chosen at run
+ * time; all give the same answer.
  */
-typedef uint32_t (*argmin_fn)(const float *s, const float *bias, uint32_t n);
+typedef uint32_t (*argmin_fn)(const float *v, uint32_t n);
 
-static uint32_t argmin_plain(const float *s, const float *bias, uint32_t n) {
+static uint32_t argmin_plain(const float *v, uint32_t n) {
   float best = INFINITY;
   uint32_t arg = 0;
   for (uint32_t c = 0; c < n; c++) {
-    float v = SCORE(bias, s, c);
-    if (v < best) {
-      best = v;
+    if (v[c] < best) {
+      best = v[c];
       arg = c;
     }
   }
@@ -99,84 +103,52 @@ static uint32_t argmin_plain(const float *s, const float *bias, uint32_t n) {
 #include <immintrin.h>
 #define DKM__HAVE_X86_ARGMIN 1
 
-__attribute__((target("avx512f"))) static uint32_t argmin_avx512(const float *s, const float *bias,
-                                                                 uint32_t n) {
-  const __m512 two = _mm512_set1_ps(2.0f), zero = _mm512_setzero_ps();
+__attribute__((target("avx512f"))) static uint32_t argmin_avx512(const float *v, uint32_t n) {
   __m512 m0 = _mm512_set1_ps(INFINITY), m1 = m0;
   uint32_t c = 0;
-  if (bias != NULL) {
-    for (; c + 32 <= n; c += 32) {
-      m0 = _mm512_min_ps(
-          m0, _mm512_sub_ps(_mm512_loadu_ps(bias + c), _mm512_mul_ps(two, _mm512_loadu_ps(s + c))));
-      m1 = _mm512_min_ps(m1, _mm512_sub_ps(_mm512_loadu_ps(bias + c + 16),
-                                           _mm512_mul_ps(two, _mm512_loadu_ps(s + c + 16))));
-    }
-  } else {
-    for (; c + 32 <= n; c += 32) {
-      m0 = _mm512_min_ps(m0, _mm512_sub_ps(zero, _mm512_loadu_ps(s + c)));
-      m1 = _mm512_min_ps(m1, _mm512_sub_ps(zero, _mm512_loadu_ps(s + c + 16)));
-    }
+  for (; c + 32 <= n; c += 32) {
+    m0 = _mm512_min_ps(m0, _mm512_loadu_ps(v + c));
+    m1 = _mm512_min_ps(m1, _mm512_loadu_ps(v + c + 16));
   }
   float best = _mm512_reduce_min_ps(_mm512_min_ps(m0, m1));
-  for (; c < n; c++) {
-    float v = SCORE(bias, s, c);
-    best = v < best ? v : best;
-  }
+  for (; c < n; c++)
+    best = v[c] < best ? v[c] : best;
   const __m512 target = _mm512_set1_ps(best);
   for (c = 0; c + 16 <= n; c += 16) {
-    __m512 v = bias != NULL ? _mm512_sub_ps(_mm512_loadu_ps(bias + c),
-                                            _mm512_mul_ps(two, _mm512_loadu_ps(s + c)))
-                            : _mm512_sub_ps(zero, _mm512_loadu_ps(s + c));
-    __mmask16 eq = _mm512_cmp_ps_mask(v, target, _CMP_EQ_OQ);
+    __mmask16 eq = _mm512_cmp_ps_mask(_mm512_loadu_ps(v + c), target, _CMP_EQ_OQ);
     if (eq != 0)
       return c + (uint32_t)__builtin_ctz((unsigned)eq);
   }
   for (; c < n; c++)
-    if (SCORE(bias, s, c) == best)
+    if (v[c] == best)
       return c;
-  return argmin_plain(s, bias, n); /* NaN scores only: rows are checked finite */
+  return argmin_plain(v, n); /* NaN values only: rows are checked finite */
 }
 
-__attribute__((target("avx2"))) static uint32_t argmin_avx2(const float *s, const float *bias,
-                                                            uint32_t n) {
-  const __m256 two = _mm256_set1_ps(2.0f), zero = _mm256_setzero_ps();
+__attribute__((target("avx2"))) static uint32_t argmin_avx2(const float *v, uint32_t n) {
   __m256 m0 = _mm256_set1_ps(INFINITY), m1 = m0;
   uint32_t c = 0;
-  if (bias != NULL) {
-    for (; c + 16 <= n; c += 16) {
-      m0 = _mm256_min_ps(
-          m0, _mm256_sub_ps(_mm256_loadu_ps(bias + c), _mm256_mul_ps(two, _mm256_loadu_ps(s + c))));
-      m1 = _mm256_min_ps(m1, _mm256_sub_ps(_mm256_loadu_ps(bias + c + 8),
-                                           _mm256_mul_ps(two, _mm256_loadu_ps(s + c + 8))));
-    }
-  } else {
-    for (; c + 16 <= n; c += 16) {
-      m0 = _mm256_min_ps(m0, _mm256_sub_ps(zero, _mm256_loadu_ps(s + c)));
-      m1 = _mm256_min_ps(m1, _mm256_sub_ps(zero, _mm256_loadu_ps(s + c + 8)));
-    }
+  for (; c + 16 <= n; c += 16) {
+    m0 = _mm256_min_ps(m0, _mm256_loadu_ps(v + c));
+    m1 = _mm256_min_ps(m1, _mm256_loadu_ps(v + c + 8));
   }
   float lanes[8];
   _mm256_storeu_ps(lanes, _mm256_min_ps(m0, m1));
   float best = INFINITY;
   for (int l = 0; l < 8; l++)
     best = lanes[l] < best ? lanes[l] : best;
-  for (; c < n; c++) {
-    float v = SCORE(bias, s, c);
-    best = v < best ? v : best;
-  }
+  for (; c < n; c++)
+    best = v[c] < best ? v[c] : best;
   const __m256 target = _mm256_set1_ps(best);
   for (c = 0; c + 8 <= n; c += 8) {
-    __m256 v = bias != NULL ? _mm256_sub_ps(_mm256_loadu_ps(bias + c),
-                                            _mm256_mul_ps(two, _mm256_loadu_ps(s + c)))
-                            : _mm256_sub_ps(zero, _mm256_loadu_ps(s + c));
-    int eq = _mm256_movemask_ps(_mm256_cmp_ps(v, target, _CMP_EQ_OQ));
+    int eq = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + c), target, _CMP_EQ_OQ));
     if (eq != 0)
       return c + (uint32_t)__builtin_ctz((unsigned)eq);
   }
   for (; c < n; c++)
-    if (SCORE(bias, s, c) == best)
+    if (v[c] == best)
       return c;
-  return argmin_plain(s, bias, n);
+  return argmin_plain(v, n);
 }
 #endif
 
@@ -209,23 +181,28 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
   if (bad != UINT32_MAX)
     return bad;
 
-  const float *bias = kern->metric == DKM_METRIC_L2 ? kern->cnorm : NULL;
+  const float scale = kern->metric == DKM_METRIC_L2 ? 2.0f : 1.0f;
   const argmin_fn argmin = pick_argmin();
   for (uint32_t c0 = 0; c0 < k; c0 += tc) {
     uint32_t kc = DKM__MIN(tc, k - c0);
     uint32_t panels = (kc + DKM__PANEL - 1) / DKM__PANEL, ldo = panels * DKM__PANEL;
-    if (kern->packed != NULL)
-      dkm__gemm_packed(x, rows, dim, kern->packed + (size_t)c0 * dim, panels, scores, ldo);
-    else
+    const float *bias = kern->bias + c0;
+    if (kern->packed != NULL) {
+      dkm__gemm_packed_biased(x, rows, dim, kern->packed + (size_t)c0 * dim, panels, bias, scale,
+                              scores, ldo);
+    } else {
       dkm__gemm_blas(x, rows, dim, kern->centroids + (size_t)c0 * dim, kc, scores, ldo);
+      for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t c = 0; c < kc; c++)
+          scores[(size_t)r * ldo + c] = bias[c] - scale * scores[(size_t)r * ldo + c];
+    }
     for (uint32_t r = 0; r < rows; r++) {
-      const float *row = scores + (size_t)r * ldo, *b = bias != NULL ? bias + c0 : NULL;
-      uint32_t bi = argmin(row, b, kc);
-      float bv = SCORE(b, row, bi);
+      const float *row = scores + (size_t)r * ldo;
+      uint32_t bi = argmin(row, kc);
       /* A later centroid tile replaces the running best only when strictly
        * better, so the lowest index wins ties across tiles too. */
-      if (bv < best[r]) {
-        best[r] = bv;
+      if (row[bi] < best[r]) {
+        best[r] = row[bi];
         labels[r] = (int32_t)(c0 + bi);
       }
     }

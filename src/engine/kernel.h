@@ -25,10 +25,18 @@ typedef struct dkm__kernel {
   const float *cnorm;     /* k: ||c||^2 (used by L2 only) */
   const float *packed;    /* the centroids packed by dkm__pack, or NULL where
                              the own GEMM kernel does not run (BLAS fallback) */
+  const float *bias;      /* dkm__kernel_bias's array */
 } dkm__kernel;
 
 void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric metric,
-                      const float *centroids, const float *cnorm, const float *packed);
+                      const float *centroids, const float *cnorm, const float *packed,
+                      const float *bias);
+
+/* The per-centroid term of the assignment's values (bias - 2 x.c for L2,
+ * bias - x.c otherwise), padded for the packed panels
+ * (dkm__packed_floats(k, 1) floats): ||c||^2 for L2, 0 for the others, +inf
+ * for the padding. */
+void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *out);
 
 /* Floats of scratch one worker needs for dkm__assign_tile. */
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern);

@@ -241,6 +241,7 @@ static uint32_t update_centroids(dkm__trainer *t) {
     for (uint32_t c = 0; c < k; c++)
       dkm__normalize(t->centroids + (size_t)c * dim, dim);
   dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
+  dkm__kernel_bias(t->metric, t->cnorm, k, t->bias);
   if (t->packed != NULL)
     dkm__pack(t->centroids, k, dim, t->packed);
   return repaired;
@@ -336,6 +337,7 @@ static void trainer_free(dkm__trainer *t) {
   dkm__free(ctx, t->scratch);
   dkm__free_aligned(ctx, t->centroids);
   dkm__free_aligned(ctx, t->packed);
+  dkm__free_aligned(ctx, t->bias);
   dkm__free(ctx, t->cnorm);
   dkm__free(ctx, t->labels);
   dkm__free(ctx, t->dist);
@@ -375,13 +377,16 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
       t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL)
     return DKM_ERR_NOMEM;
+  t->bias = dkm__alloc_aligned(ctx, dkm__packed_floats(k, 1) * sizeof(float), "the centroid terms");
+  if (t->bias == NULL)
+    return DKM_ERR_NOMEM;
   if (dkm__gemm_native()) {
     t->packed =
         dkm__alloc_aligned(ctx, dkm__packed_floats(k, dim) * sizeof(float), "the packed centroids");
     if (t->packed == NULL)
       return DKM_ERR_NOMEM;
   }
-  dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm, t->packed);
+  dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm, t->packed, t->bias);
   t->scratch_floats = dkm__kernel_scratch_floats(&t->kern);
   t->scratch = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
   if (t->scratch == NULL)
@@ -411,6 +416,7 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
   if (s != DKM_OK)
     return s;
   dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
+  dkm__kernel_bias(t->metric, t->cnorm, k, t->bias);
   if (t->packed != NULL)
     dkm__pack(t->centroids, k, dim, t->packed);
 

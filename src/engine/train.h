@@ -20,6 +20,7 @@ typedef struct dkm__trainer {
   float *centroids; /* k * dim, the current ones */
   float *cnorm;     /* k */
   float *packed;    /* the centroids packed for the GEMM kernel (NULL: BLAS) */
+  float *bias;      /* dkm__kernel_bias of the current centroids */
   float **scratch;  /* per worker */
   size_t scratch_floats;
   int32_t *labels; /* block_rows: labels of the current block */
