@@ -1,12 +1,14 @@
 /*
  * kernel.h - the assignment of one tile of rows to its nearest centroids:
- * one GEMM of the tile against each centroid tile, fused with the argmin
- * while the scores are still in cache.
+ * one GEMM of the tile against each centroid tile (gemm.c's own kernel, or
+ * cblas_sgemm where that cannot run), then the argmin while the values are
+ * still in cache.
  *
  * Determinism rests here: the tile sizes are functions of (k, dim) only, the
  * engine always cuts rows at multiples of dkm__tile_rows() from the start of
  * the data, and within a tile every row's result depends only on that row,
- * its position in the tile and the centroids.
+ * its position in the tile and the centroids (with the own kernel, not even
+ * on its position; a BLAS may round a row differently in another place).
  */
 #ifndef DKM_ENGINE_KERNEL_H
 #define DKM_ENGINE_KERNEL_H
