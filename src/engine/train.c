@@ -76,8 +76,13 @@ static void add_row(double *restrict s, const float *restrict x, uint32_t n) {
     s[j] += (double)x[j];
 }
 
-DKM__CLONES
-static void add_row_scaled(double *restrict s, const float *restrict x, double w, uint32_t n) {
+/* No fused multiply-add here even where the compiler could: the AVX-512
+ * clone has FMA and the AVX2 one does not, and they must agree. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+DKM__CLONES static void
+add_row_scaled(double *restrict s, const float *restrict x, double w, uint32_t n) {
   for (uint32_t j = 0; j < n; j++)
     s[j] += (double)x[j] * w;
 }

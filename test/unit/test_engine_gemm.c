@@ -129,15 +129,18 @@ static void avx2_and_avx512_give_the_same_bits(void **state) {
   p.tol = 0;
   p.max_iter = 5;
   p.n_threads = 2;
-  dkm_result *r512, *r256;
-  assert_int_equal(dkm_train(ctx, &p, src, &r512), DKM_OK);
-  dkm__gemm_force(DKM__GEMM_AVX2);
-  assert_int_equal(dkm_train(ctx, &p, src, &r256), DKM_OK);
-  dkm__gemm_force(DKM__GEMM_AUTO);
-  assert_memory_equal(r512->centroids, r256->centroids, sizeof(float) * K * D);
-  assert_memory_equal(&r512->objective, &r256->objective, sizeof(double));
-  dkm_result_free(r512);
-  dkm_result_free(r256);
+  for (int metric = DKM_METRIC_L2; metric <= DKM_METRIC_IP; metric++) {
+    p.metric = (dkm_metric)metric;
+    dkm_result *r512, *r256;
+    assert_int_equal(dkm_train(ctx, &p, src, &r512), DKM_OK);
+    dkm__gemm_force(DKM__GEMM_AVX2);
+    assert_int_equal(dkm_train(ctx, &p, src, &r256), DKM_OK);
+    dkm__gemm_force(DKM__GEMM_AUTO);
+    assert_memory_equal(r512->centroids, r256->centroids, sizeof(float) * K * D);
+    assert_memory_equal(&r512->objective, &r256->objective, sizeof(double));
+    dkm_result_free(r512);
+    dkm_result_free(r256);
+  }
   dkm_source_close(src);
   dkm_ctx_free(ctx);
   free(data);
