@@ -17,8 +17,10 @@
  * from the workers: reading 64 MiB costs 2-6 ms with pread (a copy) and
  * 0.1 ms with MADV_POPULATE_READ + MADV_DONTNEED (page tables only; the page
  * cache hands out large folios). On the reference workload (131072 x 128,
- * k = 512, 10 iterations) the CPU time of disk mode over memory mode was
- * 1.047-1.054 with pread and 0.99-1.034 with the mapping. So we map:
+ * k = 512, 10 iterations; medians of 9, three A/B rounds) the CPU time of
+ * disk mode over memory mode was 1.005-1.056 with pread and 1.020-1.052
+ * with the mapping, wall time 0.970-1.081 and 1.026-1.053: the mapping is
+ * cheaper, by less than this shared machine's noise. So we map:
  *
  *  - the whole file is mapped once, read-only and shared, and read() returns
  *    a pointer into it (zero copy), after populating the range on the
