@@ -80,13 +80,15 @@ struct dkm__spill {
   bool finished;
   bool drop_behind;
   /* Read path (see the top of this file): the file mapped whole, each read
-   * populating its pages and dropping those of the read before the last;
-   * or, where that is unavailable, pread into the caller's buffer. */
+   * populating its pages and unmapping all but the last read's; or, where
+   * that is unavailable, pread into the caller's buffer. */
   const unsigned char *map; /* NULL: pread */
   size_t map_bytes;
   size_t page;
-  size_t held_off[2], held_len[2]; /* the last two populated ranges */
-  char dir[];                      /* for messages */
+  /* Page-aligned ranges of the last two reads: [1] the last (kept mapped),
+   * [0] the one before (dropped from the page cache with drop-behind). */
+  size_t held_off[2], held_len[2];
+  char dir[]; /* for messages */
 };
 
 /* Rows the write buffer holds: about SPILL_WRITE_BUFFER bytes, at least one
