@@ -13,28 +13,47 @@
 
 #include "cli.h"
 
-void cli_scan_init(cli_scanner *s, const char *cmd, int argc, char **argv) {
+void cli_scan_init(cli_scanner *s, const char *cmd, unsigned common, int argc, char **argv) {
   memset(s, 0, sizeof *s);
   s->argc = argc;
   s->argv = argv;
   s->index = 1; /* argv[0] is the subcommand's name */
+  s->common = common;
   s->cmd = cmd;
   s->name = "";
 }
 
-static const cli_option *find_long(const cli_option *options, const char *name, size_t len) {
+/* The shared options; a command takes those in its scanner's mask. */
+static const cli_option common_options[] = {
+    {"help", 'h', 0, CLI_OPT_HELP},     {"format", 0, 1, CLI_OPT_FORMAT},
+    {"dim", 0, 1, CLI_OPT_DIM},         {"dtype", 0, 1, CLI_OPT_DTYPE},
+    {"threads", 0, 1, CLI_OPT_THREADS}, {"block-rows", 0, 1, CLI_OPT_BLOCK_ROWS},
+    {"quiet", 'q', 0, CLI_OPT_QUIET},   {"metric", 0, 1, CLI_OPT_METRIC},
+    {"k", 'k', 1, CLI_OPT_K},           {"max-points-per-centroid", 0, 1, CLI_OPT_MPPC},
+    {"storage", 0, 1, CLI_OPT_STORAGE}, {"memory-limit", 0, 1, CLI_OPT_MEMORY_LIMIT},
+    {"tmp-dir", 0, 1, CLI_OPT_TMP_DIR}, {NULL, 0, 0, 0},
+};
+
+/* Whether o is called name (len characters long) or, when name is NULL, has
+ * the short name c. */
+static int matches(const cli_option *o, const char *name, size_t len, char c) {
+  if (name == NULL) {
+    return o->short_name == c;
+  }
+  return o->long_name != NULL && strlen(o->long_name) == len &&
+         strncmp(o->long_name, name, len) == 0;
+}
+
+/* The command's own option, or a shared one it takes, that matches. */
+static const cli_option *find(const cli_scanner *s, const cli_option *options, const char *name,
+                              size_t len, char c) {
   for (const cli_option *o = options; o->id != 0; o++) {
-    if (o->long_name != NULL && strlen(o->long_name) == len &&
-        strncmp(o->long_name, name, len) == 0) {
+    if (matches(o, name, len, c)) {
       return o;
     }
   }
-  return NULL;
-}
-
-static const cli_option *find_short(const cli_option *options, char c) {
-  for (const cli_option *o = options; o->id != 0; o++) {
-    if (o->short_name == c) {
+  for (const cli_option *o = common_options; o->id != 0; o++) {
+    if (((unsigned)o->id & s->common) != 0 && matches(o, name, len, c)) {
       return o;
     }
   }
@@ -64,7 +83,7 @@ int cli_scan_next(cli_scanner *s, const cli_option *options, const char **value)
     const char *name = arg + 2;
     const char *eq = strchr(name, '=');
     size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-    o = find_long(options, name, len);
+    o = find(s, options, name, len, 0);
     snprintf(s->name_buf, sizeof s->name_buf, "--%.*s", (int)(len < 40 ? len : 40), name);
     s->name = s->name_buf;
     if (o == NULL) {
@@ -79,7 +98,7 @@ int cli_scan_next(cli_scanner *s, const cli_option *options, const char **value)
       inline_value = eq + 1;
     }
   } else {
-    o = find_short(options, arg[1]);
+    o = find(s, options, NULL, 0, arg[1]);
     snprintf(s->name_buf, sizeof s->name_buf, "-%c", arg[1]);
     s->name = s->name_buf;
     if (o == NULL) {
@@ -228,7 +247,7 @@ int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_opti
       return -1;
     }
     cli_scanner s;
-    cli_scan_init(&s, cmd, 0, NULL);
+    cli_scan_init(&s, cmd, 0, 0, NULL);
     s.name = "--dim";
     if (cli_parse_u32(&s, in->dim, 1, &out->raw_dim) != 0) {
       return -1;
@@ -243,6 +262,73 @@ int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_opti
     return -1;
   }
   return 0;
+}
+
+int cli_common_option(const cli_scanner *s, int id, const char *value, cli_common_args *c) {
+  dkm_params *p = &c->params;
+  int bad = 0;
+  switch (id) {
+  case CLI_SCAN_ERROR:
+    return CLI_EXIT_USAGE;
+  case CLI_SCAN_ARG:
+    if (c->input != NULL) {
+      return cli_usage_error(s->cmd, "unexpected argument '%s' (one INPUT only)", value);
+    }
+    c->input = value;
+    break;
+  case CLI_OPT_HELP:
+    fputs(cli_help_text(s->cmd), stdout);
+    return CLI_EXIT_OK;
+  case CLI_OPT_FORMAT:
+    c->in.format = value;
+    break;
+  case CLI_OPT_DIM:
+    c->in.dim = value;
+    break;
+  case CLI_OPT_DTYPE:
+    c->in.dtype = value;
+    break;
+  case CLI_OPT_THREADS:
+    bad = cli_parse_u32(s, value, 0, &p->n_threads);
+    break;
+  case CLI_OPT_BLOCK_ROWS:
+    bad = cli_parse_u64(s, value, 0, UINT64_MAX, &p->block_rows);
+    break;
+  case CLI_OPT_QUIET:
+    c->quiet = 1;
+    break;
+  case CLI_OPT_METRIC:
+    bad = cli_parse_metric(s, value, &p->metric);
+    break;
+  case CLI_OPT_K:
+    bad = cli_parse_u32(s, value, 1, &p->k);
+    c->have_k = 1;
+    break;
+  case CLI_OPT_MPPC:
+    bad = cli_parse_u64(s, value, 0, UINT64_MAX, &p->max_points_per_centroid);
+    break;
+  case CLI_OPT_STORAGE:
+    bad = cli_parse_storage(s, value, &p->storage);
+    break;
+  case CLI_OPT_MEMORY_LIMIT:
+    bad = cli_parse_size(s, value, &p->memory_limit);
+    break;
+  case CLI_OPT_TMP_DIR:
+    if (value[0] == '\0') {
+      return cli_usage_error(s->cmd, "--tmp-dir: empty folder name");
+    }
+    p->tmp_dir = value;
+    break;
+  default:
+    return cli_usage_error(s->cmd, "internal error: option %d", id);
+  }
+  return bad ? CLI_EXIT_USAGE : -1;
+}
+
+int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_options *opts,
+                   dkm_source **out) {
+  dkm_status st = dkm_source_open_file(ctx, c->input, opts, out);
+  return st == DKM_OK ? CLI_EXIT_OK : cli_library_error(ctx, st);
 }
 
 const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size) {

@@ -68,11 +68,38 @@ typedef struct cli_option {
   int id;
 } cli_option;
 
+/* The options that more than one command takes, parsed the same way for
+ * each by cli_common_option(). Their ids are bits above any command's own
+ * ids (which count from 1), so that a command names the ones it takes as a
+ * mask. */
+enum {
+  CLI_OPT_HELP = 1 << 8,
+  CLI_OPT_FORMAT = 1 << 9,
+  CLI_OPT_DIM = 1 << 10,
+  CLI_OPT_DTYPE = 1 << 11,
+  CLI_OPT_THREADS = 1 << 12,
+  CLI_OPT_BLOCK_ROWS = 1 << 13,
+  CLI_OPT_QUIET = 1 << 14,
+  CLI_OPT_METRIC = 1 << 15,
+  CLI_OPT_K = 1 << 16,
+  CLI_OPT_MPPC = 1 << 17, /* --max-points-per-centroid */
+  CLI_OPT_STORAGE = 1 << 18,
+  CLI_OPT_MEMORY_LIMIT = 1 << 19,
+  CLI_OPT_TMP_DIR = 1 << 20
+};
+
+/* What every command takes: --help, how to read its INPUT, and how to split
+ * the work. */
+#define CLI_OPTS_EVERY_COMMAND                                                                     \
+  (CLI_OPT_HELP | CLI_OPT_FORMAT | CLI_OPT_DIM | CLI_OPT_DTYPE | CLI_OPT_THREADS |                 \
+   CLI_OPT_BLOCK_ROWS)
+
 typedef struct cli_scanner {
   int argc;
   char **argv;
   int index;        /* next argument to look at */
   int only_args;    /* after "--" */
+  unsigned common;  /* the CLI_OPT_* the command takes */
   const char *cmd;  /* for messages */
   const char *name; /* the option as typed, for messages ("--iters") */
   char name_buf[64];
@@ -80,11 +107,13 @@ typedef struct cli_scanner {
 
 enum { CLI_SCAN_END = -1, CLI_SCAN_ARG = -2, CLI_SCAN_ERROR = -3 };
 
-void cli_scan_init(cli_scanner *s, const char *cmd, int argc, char **argv);
+/* common is the mask of shared options (CLI_OPT_*) the command takes besides
+ * its own. */
+void cli_scan_init(cli_scanner *s, const char *cmd, unsigned common, int argc, char **argv);
 
-/* Returns the id of the next option (with its value in *value, or NULL),
- * CLI_SCAN_ARG for a positional argument (in *value), CLI_SCAN_END, or
- * CLI_SCAN_ERROR after printing a usage error. */
+/* Returns the id of the next option, the command's own or a shared one (with
+ * its value in *value, or NULL), CLI_SCAN_ARG for a positional argument (in
+ * *value), CLI_SCAN_END, or CLI_SCAN_ERROR after printing a usage error. */
 int cli_scan_next(cli_scanner *s, const cli_option *options, const char **value);
 
 /* Strict parsers. Each returns 0 on success or prints a usage error naming
@@ -113,6 +142,26 @@ typedef struct cli_input_options {
 /* Turns the three options into file options; prints a usage error and
  * returns -1 when they do not fit together. */
 int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out);
+
+/* What the shared options and the INPUT argument fill in. */
+typedef struct cli_common_args {
+  const char *input; /* the one positional argument */
+  int quiet;
+  int have_k;
+  cli_input_options in;
+  dkm_params params;
+} cli_common_args;
+
+/* Handles whatever cli_scan_next() returned that is not one of the command's
+ * own options: a scan error, the INPUT argument, or a shared option. Returns
+ * -1 to go on, else the exit status (CLI_EXIT_OK once --help is printed,
+ * CLI_EXIT_USAGE after a usage error). */
+int cli_common_option(const cli_scanner *s, int id, const char *value, cli_common_args *c);
+
+/* Opens c->input as opts say. Returns CLI_EXIT_OK, or reports the failure
+ * and returns its exit status. */
+int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_options *opts,
+                   dkm_source **out);
 
 /* "1.5 GiB", "812 B". buf should have room for 32 bytes. */
 const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size);

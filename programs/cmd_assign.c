@@ -10,65 +10,29 @@
 
 #include "cli.h"
 
-enum {
-  OPT_CENTROIDS = 1,
-  OPT_OUTPUT,
-  OPT_DISTANCES,
-  OPT_METRIC,
-  OPT_THREADS,
-  OPT_BLOCK_ROWS,
-  OPT_QUIET,
-  OPT_FORMAT,
-  OPT_DIM,
-  OPT_DTYPE,
-  OPT_HELP
-};
+enum { OPT_CENTROIDS = 1, OPT_OUTPUT, OPT_DISTANCES };
 
 static const cli_option assign_options[] = {
     {"centroids", 'c', 1, OPT_CENTROIDS},
     {"output", 'o', 1, OPT_OUTPUT},
     {"distances", 0, 1, OPT_DISTANCES},
-    {"metric", 0, 1, OPT_METRIC},
-    {"threads", 0, 1, OPT_THREADS},
-    {"block-rows", 0, 1, OPT_BLOCK_ROWS},
-    {"quiet", 'q', 0, OPT_QUIET},
-    {"format", 0, 1, OPT_FORMAT},
-    {"dim", 0, 1, OPT_DIM},
-    {"dtype", 0, 1, OPT_DTYPE},
-    {"help", 'h', 0, OPT_HELP},
     {NULL, 0, 0, 0},
 };
 
 typedef struct assign_args {
-  const char *input;
+  cli_common_args common; /* INPUT, --quiet, the parameters, how to read INPUT */
   const char *centroids;
   const char *output;
   const char *distances;
-  int quiet;
-  cli_input_options in;
-  dkm_params params;
 } assign_args;
 
 static int parse_args(int argc, char **argv, assign_args *a) {
   cli_scanner s;
-  cli_scan_init(&s, "assign", argc, argv);
-  dkm_params *p = &a->params;
+  cli_scan_init(&s, "assign", CLI_OPTS_EVERY_COMMAND | CLI_OPT_METRIC | CLI_OPT_QUIET, argc, argv);
   const char *v;
   int id;
   while ((id = cli_scan_next(&s, assign_options, &v)) != CLI_SCAN_END) {
-    int bad = 0;
     switch (id) {
-    case CLI_SCAN_ERROR:
-      return CLI_EXIT_USAGE;
-    case CLI_SCAN_ARG:
-      if (a->input != NULL) {
-        return cli_usage_error("assign", "unexpected argument '%s' (one INPUT only)", v);
-      }
-      a->input = v;
-      break;
-    case OPT_HELP:
-      fputs(cli_help_text("assign"), stdout);
-      return CLI_EXIT_OK;
     case OPT_CENTROIDS:
       a->centroids = v;
       break;
@@ -78,35 +42,16 @@ static int parse_args(int argc, char **argv, assign_args *a) {
     case OPT_DISTANCES:
       a->distances = v;
       break;
-    case OPT_METRIC:
-      bad = cli_parse_metric(&s, v, &p->metric);
+    default: {
+      int rc = cli_common_option(&s, id, v, &a->common);
+      if (rc >= 0) {
+        return rc;
+      }
       break;
-    case OPT_THREADS:
-      bad = cli_parse_u32(&s, v, 0, &p->n_threads);
-      break;
-    case OPT_BLOCK_ROWS:
-      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->block_rows);
-      break;
-    case OPT_QUIET:
-      a->quiet = 1;
-      break;
-    case OPT_FORMAT:
-      a->in.format = v;
-      break;
-    case OPT_DIM:
-      a->in.dim = v;
-      break;
-    case OPT_DTYPE:
-      a->in.dtype = v;
-      break;
-    default:
-      return cli_usage_error("assign", "internal error: option %d", id);
     }
-    if (bad) {
-      return CLI_EXIT_USAGE;
     }
   }
-  if (a->input == NULL) {
+  if (a->common.input == NULL) {
     return cli_usage_error("assign", "missing INPUT");
   }
   if (a->centroids == NULL) {
@@ -133,15 +78,15 @@ int cli_cmd_assign(int argc, char **argv) {
   double start = cli_now();
   assign_args a;
   memset(&a, 0, sizeof a);
-  dkm_params_init(&a.params);
+  dkm_params_init(&a.common.params);
   /* dkm_assign ignores k, but the parameter check wants a valid one. */
-  a.params.k = 1;
+  a.common.params.k = 1;
   int rc = parse_args(argc, argv, &a);
   if (rc >= 0) {
     return rc;
   }
   dkm_file_options fopts;
-  if (cli_file_options("assign", &a.in, &fopts) != 0) {
+  if (cli_file_options("assign", &a.common.in, &fopts) != 0) {
     return CLI_EXIT_USAGE;
   }
 
@@ -150,9 +95,9 @@ int cli_cmd_assign(int argc, char **argv) {
     cli_error("out of memory");
     return CLI_EXIT_ERROR;
   }
-  dkm_params *p = &a.params;
+  dkm_params *p = &a.common.params;
   cli_progress progress;
-  cli_progress_init(&progress, a.quiet, 1);
+  cli_progress_init(&progress, a.common.quiet, 1);
   p->progress = cli_progress_callback;
   p->progress_user = &progress;
 
@@ -175,9 +120,8 @@ int cli_cmd_assign(int argc, char **argv) {
       (a.distances != NULL && cli_npy_map_open(&distances, a.distances) != 0)) {
     goto done;
   }
-  st = dkm_source_open_file(ctx, a.input, &fopts, &src);
-  if (st != DKM_OK) {
-    rc = cli_library_error(ctx, st);
+  rc = cli_open_input(ctx, &a.common, &fopts, &src);
+  if (rc != CLI_EXIT_OK) {
     goto done;
   }
   rc = cli_read_centroids(ctx, a.centroids, src, 0, "centroids", &centroids, &k);
@@ -223,7 +167,7 @@ int cli_cmd_assign(int argc, char **argv) {
   if (!committed) {
     goto done;
   }
-  if (!a.quiet) {
+  if (!a.common.quiet) {
     printf("labelled %llu rows with %u centroids: %u clusters used, largest %llu rows "
            "(cluster %u), smallest %llu, imbalance %.3f\n",
            (unsigned long long)src->rows, k, sizes.used, (unsigned long long)sizes.max,

@@ -10,102 +10,37 @@
 
 #include "cli.h"
 
-enum {
-  OPT_K = 1,
-  OPT_MPPC,
-  OPT_MEMORY_LIMIT,
-  OPT_STORAGE,
-  OPT_THREADS,
-  OPT_BLOCK_ROWS,
-  OPT_JSON,
-  OPT_FORMAT,
-  OPT_DIM,
-  OPT_DTYPE,
-  OPT_HELP
-};
+enum { OPT_JSON = 1 };
 
 static const cli_option info_options[] = {
-    {"k", 'k', 1, OPT_K},
-    {"max-points-per-centroid", 0, 1, OPT_MPPC},
-    {"memory-limit", 0, 1, OPT_MEMORY_LIMIT},
-    {"storage", 0, 1, OPT_STORAGE},
-    {"threads", 0, 1, OPT_THREADS},
-    {"block-rows", 0, 1, OPT_BLOCK_ROWS},
     {"json", 0, 0, OPT_JSON},
-    {"format", 0, 1, OPT_FORMAT},
-    {"dim", 0, 1, OPT_DIM},
-    {"dtype", 0, 1, OPT_DTYPE},
-    {"help", 'h', 0, OPT_HELP},
     {NULL, 0, 0, 0},
 };
 
 typedef struct info_args {
-  const char *input;
-  int have_k;
+  cli_common_args common; /* INPUT, -k, the parameters, how to read INPUT */
   int json;
-  cli_input_options in;
-  dkm_params params;
 } info_args;
 
 static int parse_args(int argc, char **argv, info_args *a) {
   cli_scanner s;
-  cli_scan_init(&s, "info", argc, argv);
-  dkm_params *p = &a->params;
+  cli_scan_init(&s, "info",
+                CLI_OPTS_EVERY_COMMAND | CLI_OPT_K | CLI_OPT_MPPC | CLI_OPT_MEMORY_LIMIT |
+                    CLI_OPT_STORAGE,
+                argc, argv);
   const char *v;
   int id;
   while ((id = cli_scan_next(&s, info_options, &v)) != CLI_SCAN_END) {
-    int bad = 0;
-    switch (id) {
-    case CLI_SCAN_ERROR:
-      return CLI_EXIT_USAGE;
-    case CLI_SCAN_ARG:
-      if (a->input != NULL) {
-        return cli_usage_error("info", "unexpected argument '%s' (one INPUT only)", v);
-      }
-      a->input = v;
-      break;
-    case OPT_HELP:
-      fputs(cli_help_text("info"), stdout);
-      return CLI_EXIT_OK;
-    case OPT_K:
-      bad = cli_parse_u32(&s, v, 1, &p->k);
-      a->have_k = 1;
-      break;
-    case OPT_MPPC:
-      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->max_points_per_centroid);
-      break;
-    case OPT_MEMORY_LIMIT:
-      bad = cli_parse_size(&s, v, &p->memory_limit);
-      break;
-    case OPT_STORAGE:
-      bad = cli_parse_storage(&s, v, &p->storage);
-      break;
-    case OPT_THREADS:
-      bad = cli_parse_u32(&s, v, 0, &p->n_threads);
-      break;
-    case OPT_BLOCK_ROWS:
-      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->block_rows);
-      break;
-    case OPT_JSON:
+    if (id == OPT_JSON) {
       a->json = 1;
-      break;
-    case OPT_FORMAT:
-      a->in.format = v;
-      break;
-    case OPT_DIM:
-      a->in.dim = v;
-      break;
-    case OPT_DTYPE:
-      a->in.dtype = v;
-      break;
-    default:
-      return cli_usage_error("info", "internal error: option %d", id);
+      continue;
     }
-    if (bad) {
-      return CLI_EXIT_USAGE;
+    int rc = cli_common_option(&s, id, v, &a->common);
+    if (rc >= 0) {
+      return rc;
     }
   }
-  if (a->input == NULL) {
+  if (a->common.input == NULL) {
     return cli_usage_error("info", "missing INPUT");
   }
   return -1;
@@ -113,21 +48,21 @@ static int parse_args(int argc, char **argv, info_args *a) {
 
 static int print_json(const info_args *a, const dkm_source *src, const dkm_plan *plan) {
   json_t *root = json_object();
-  json_object_set_new(root, "file", json_string(a->input));
+  json_object_set_new(root, "file", json_string(a->common.input));
   json_object_set_new(root, "format", json_string(dkm_format_name(src->format)));
   json_object_set_new(root, "dtype", json_string(dkm_dtype_name(src->dtype)));
   json_object_set_new(root, "rows", cli_json_u64(src->rows));
   json_object_set_new(root, "dim", cli_json_u64(src->dim));
   json_object_set_new(root, "bytes", cli_json_u64(src->bytes));
   if (plan != NULL) {
+    const dkm_params *p = &a->common.params;
     json_t *o = json_object();
-    json_object_set_new(o, "k", cli_json_u64(a->params.k));
-    json_object_set_new(o, "max_points_per_centroid",
-                        cli_json_u64(a->params.max_points_per_centroid));
+    json_object_set_new(o, "k", cli_json_u64(p->k));
+    json_object_set_new(o, "max_points_per_centroid", cli_json_u64(p->max_points_per_centroid));
     json_object_set_new(o, "sample_rows", cli_json_u64(plan->sample_rows));
     json_object_set_new(o, "sample_bytes", cli_json_u64(plan->sample_bytes));
     json_object_set_new(o, "storage", json_string(dkm_storage_name(plan->storage)));
-    json_object_set_new(o, "storage_requested", json_string(dkm_storage_name(a->params.storage)));
+    json_object_set_new(o, "storage_requested", json_string(dkm_storage_name(p->storage)));
     json_object_set_new(o, "from_source", json_boolean(plan->from_source));
     json_object_set_new(o, "spill_bytes", cli_json_u64(plan->spill_bytes));
     json_object_set_new(o, "memory_mode_bytes", cli_json_u64(plan->memory_mode_bytes));
@@ -155,7 +90,7 @@ static void print_bytes_line(const char *label, uint64_t bytes) {
 }
 
 static void print_text(const info_args *a, const dkm_source *src, const dkm_plan *plan) {
-  printf("%-19s %s\n", "file:", a->input);
+  printf("%-19s %s\n", "file:", a->common.input);
   printf("%-19s %s\n", "format:", dkm_format_name(src->format));
   printf("%-19s %s\n", "dtype:", dkm_dtype_name(src->dtype));
   printf("%-19s %llu\n", "rows:", (unsigned long long)src->rows);
@@ -164,7 +99,8 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
   if (plan == NULL) {
     return;
   }
-  printf("%-19s %u\n", "k:", a->params.k);
+  const dkm_params *p = &a->common.params;
+  printf("%-19s %u\n", "k:", p->k);
   printf("%-19s %llu\n", "sample rows:", (unsigned long long)plan->sample_rows);
   print_bytes_line("sample bytes:", plan->sample_bytes);
   print_bytes_line("spill bytes:", plan->spill_bytes);
@@ -172,7 +108,7 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
   print_bytes_line("disk mode needs:", plan->disk_mode_bytes);
   print_bytes_line("memory limit:", plan->memory_limit);
   printf("%-19s %s%s\n",
-         a->params.storage == DKM_STORAGE_AUTO ? "auto would choose:" : "storage (forced):",
+         p->storage == DKM_STORAGE_AUTO ? "auto would choose:" : "storage (forced):",
          dkm_storage_name(plan->storage),
          plan->from_source ? " (training reads the input file directly)" : "");
 }
@@ -180,44 +116,45 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
 int cli_cmd_info(int argc, char **argv) {
   info_args a;
   memset(&a, 0, sizeof a);
-  dkm_params_init(&a.params);
+  dkm_params *p = &a.common.params;
+  dkm_params_init(p);
   int rc = parse_args(argc, argv, &a);
   if (rc >= 0) {
     return rc;
   }
   dkm_file_options fopts;
-  if (cli_file_options("info", &a.in, &fopts) != 0) {
+  if (cli_file_options("info", &a.common.in, &fopts) != 0) {
     return CLI_EXIT_USAGE;
   }
-  a.params.tmp_dir = cli_default_tmp_dir();
+  p->tmp_dir = cli_default_tmp_dir();
   dkm_ctx *ctx = dkm_ctx_create(NULL);
   if (ctx == NULL) {
     cli_error("out of memory");
     return CLI_EXIT_ERROR;
   }
+  int have_k = a.common.have_k;
   dkm_source *src = NULL;
   dkm_plan plan;
   dkm_status st;
-  if (a.have_k && (st = dkm_params_check(ctx, &a.params)) != DKM_OK) {
+  if (have_k && (st = dkm_params_check(ctx, p)) != DKM_OK) {
     rc = cli_usage_error("info", "%s", dkm_ctx_errmsg(ctx));
     goto done;
   }
-  st = dkm_source_open_file(ctx, a.input, &fopts, &src);
-  if (st != DKM_OK) {
-    rc = cli_library_error(ctx, st);
+  rc = cli_open_input(ctx, &a.common, &fopts, &src);
+  if (rc != CLI_EXIT_OK) {
     goto done;
   }
-  if (a.have_k) {
-    st = dkm_plan_training(ctx, &a.params, src, &plan);
+  if (have_k) {
+    st = dkm_plan_training(ctx, p, src, &plan);
     if (st != DKM_OK) {
       rc = cli_library_error(ctx, st);
       goto done;
     }
   }
   if (a.json) {
-    rc = print_json(&a, src, a.have_k ? &plan : NULL);
+    rc = print_json(&a, src, have_k ? &plan : NULL);
   } else {
-    print_text(&a, src, a.have_k ? &plan : NULL);
+    print_text(&a, src, have_k ? &plan : NULL);
     rc = CLI_EXIT_OK;
   }
 

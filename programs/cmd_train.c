@@ -16,92 +16,44 @@
 
 #include "cli.h"
 
-enum {
-  OPT_K = 1,
-  OPT_OUTPUT,
-  OPT_ITERS,
-  OPT_TOL,
-  OPT_SEED,
-  OPT_INIT,
-  OPT_METRIC,
-  OPT_REDO,
-  OPT_MPPC,
-  OPT_THREADS,
-  OPT_STORAGE,
-  OPT_MEMORY_LIMIT,
-  OPT_TMP_DIR,
-  OPT_BLOCK_ROWS,
-  OPT_LABELS,
-  OPT_STATS,
-  OPT_QUIET,
-  OPT_FORMAT,
-  OPT_DIM,
-  OPT_DTYPE,
-  OPT_HELP
-};
+enum { OPT_OUTPUT = 1, OPT_ITERS, OPT_TOL, OPT_SEED, OPT_INIT, OPT_REDO, OPT_LABELS, OPT_STATS };
 
+/* One option a line: */
+/* clang-format off */
 static const cli_option train_options[] = {
-    {"k", 'k', 1, OPT_K},
     {"output", 'o', 1, OPT_OUTPUT},
     {"iters", 0, 1, OPT_ITERS},
     {"tol", 0, 1, OPT_TOL},
     {"seed", 0, 1, OPT_SEED},
     {"init", 0, 1, OPT_INIT},
-    {"metric", 0, 1, OPT_METRIC},
     {"redo", 0, 1, OPT_REDO},
-    {"max-points-per-centroid", 0, 1, OPT_MPPC},
-    {"threads", 0, 1, OPT_THREADS},
-    {"storage", 0, 1, OPT_STORAGE},
-    {"memory-limit", 0, 1, OPT_MEMORY_LIMIT},
-    {"tmp-dir", 0, 1, OPT_TMP_DIR},
-    {"block-rows", 0, 1, OPT_BLOCK_ROWS},
     {"labels", 0, 1, OPT_LABELS},
     {"stats", 0, 1, OPT_STATS},
-    {"quiet", 'q', 0, OPT_QUIET},
-    {"format", 0, 1, OPT_FORMAT},
-    {"dim", 0, 1, OPT_DIM},
-    {"dtype", 0, 1, OPT_DTYPE},
-    {"help", 'h', 0, OPT_HELP},
     {NULL, 0, 0, 0},
 };
+/* clang-format on */
 
 typedef struct train_args {
-  const char *input;
+  cli_common_args common; /* INPUT, -k, --quiet, the parameters, how to read INPUT */
   const char *output;
   const char *labels;
   const char *stats;
   const char *init_file;
-  int quiet;
-  int have_k;
-  cli_input_options in;
-  dkm_params params;
 } train_args;
 
 /* Parses argv into a; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, train_args *a) {
   cli_scanner s;
-  cli_scan_init(&s, "train", argc, argv);
-  dkm_params *p = &a->params;
+  cli_scan_init(&s, "train",
+                CLI_OPTS_EVERY_COMMAND | CLI_OPT_QUIET | CLI_OPT_METRIC | CLI_OPT_K | CLI_OPT_MPPC |
+                    CLI_OPT_STORAGE | CLI_OPT_MEMORY_LIMIT | CLI_OPT_TMP_DIR,
+                argc, argv);
+  dkm_params *p = &a->common.params;
   const char *v;
   int id;
   while ((id = cli_scan_next(&s, train_options, &v)) != CLI_SCAN_END) {
     int bad = 0;
     switch (id) {
-    case CLI_SCAN_ERROR:
-      return CLI_EXIT_USAGE;
-    case CLI_SCAN_ARG:
-      if (a->input != NULL) {
-        return cli_usage_error("train", "unexpected argument '%s' (one INPUT only)", v);
-      }
-      a->input = v;
-      break;
-    case OPT_HELP:
-      fputs(cli_help_text("train"), stdout);
-      return CLI_EXIT_OK;
-    case OPT_K:
-      bad = cli_parse_u32(&s, v, 1, &p->k);
-      a->have_k = 1;
-      break;
     case OPT_OUTPUT:
       a->output = v;
       break;
@@ -126,32 +78,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
         a->init_file = v;
       }
       break;
-    case OPT_METRIC:
-      bad = cli_parse_metric(&s, v, &p->metric);
-      break;
     case OPT_REDO:
       bad = cli_parse_u32(&s, v, 1, &p->n_redo);
-      break;
-    case OPT_MPPC:
-      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->max_points_per_centroid);
-      break;
-    case OPT_THREADS:
-      bad = cli_parse_u32(&s, v, 0, &p->n_threads);
-      break;
-    case OPT_STORAGE:
-      bad = cli_parse_storage(&s, v, &p->storage);
-      break;
-    case OPT_MEMORY_LIMIT:
-      bad = cli_parse_size(&s, v, &p->memory_limit);
-      break;
-    case OPT_TMP_DIR:
-      if (v[0] == '\0') {
-        return cli_usage_error("train", "--tmp-dir: empty folder name");
-      }
-      p->tmp_dir = v;
-      break;
-    case OPT_BLOCK_ROWS:
-      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->block_rows);
       break;
     case OPT_LABELS:
       a->labels = v;
@@ -159,29 +87,22 @@ static int parse_args(int argc, char **argv, train_args *a) {
     case OPT_STATS:
       a->stats = v;
       break;
-    case OPT_QUIET:
-      a->quiet = 1;
+    default: {
+      int rc = cli_common_option(&s, id, v, &a->common);
+      if (rc >= 0) {
+        return rc;
+      }
       break;
-    case OPT_FORMAT:
-      a->in.format = v;
-      break;
-    case OPT_DIM:
-      a->in.dim = v;
-      break;
-    case OPT_DTYPE:
-      a->in.dtype = v;
-      break;
-    default:
-      return cli_usage_error("train", "internal error: option %d", id);
+    }
     }
     if (bad) {
       return CLI_EXIT_USAGE;
     }
   }
-  if (a->input == NULL) {
+  if (a->common.input == NULL) {
     return cli_usage_error("train", "missing INPUT");
   }
-  if (!a->have_k) {
+  if (!a->common.have_k) {
     return cli_usage_error("train", "missing -k K");
   }
   if (a->output == NULL) {
@@ -245,12 +166,12 @@ typedef struct train_report {
 } train_report;
 
 static json_t *report_json(const train_report *r) {
-  const dkm_params *p = &r->args->params;
+  const dkm_params *p = &r->args->common.params;
   const dkm_result *res = r->result;
   json_t *root = json_object();
   json_object_set_new(root, "version", json_string(dkm_version()));
   json_object_set_new(root, "command", json_string("train"));
-  json_object_set_new(root, "input", json_string(r->args->input));
+  json_object_set_new(root, "input", json_string(r->args->common.input));
   json_object_set_new(root, "format", jstr(dkm_format_name(r->src->format)));
   json_object_set_new(root, "dtype", jstr(dkm_dtype_name(r->src->dtype)));
   json_object_set_new(root, "rows", cli_json_u64(r->src->rows));
@@ -386,13 +307,14 @@ int cli_cmd_train(int argc, char **argv) {
   double start = cli_now();
   train_args a;
   memset(&a, 0, sizeof a);
-  dkm_params_init(&a.params);
+  dkm_params *p = &a.common.params;
+  dkm_params_init(p);
   int rc = parse_args(argc, argv, &a);
   if (rc >= 0) {
     return rc;
   }
   dkm_file_options fopts;
-  if (cli_file_options("train", &a.in, &fopts) != 0) {
+  if (cli_file_options("train", &a.common.in, &fopts) != 0) {
     return CLI_EXIT_USAGE;
   }
 
@@ -401,8 +323,7 @@ int cli_cmd_train(int argc, char **argv) {
   t.centroids.fd = -1;
   t.labels.file.fd = -1;
   t.stats.fd = -1;
-  dkm_params *p = &a.params;
-  cli_progress_init(&t.progress, a.quiet, p->n_redo);
+  cli_progress_init(&t.progress, a.common.quiet, p->n_redo);
   t.ctx = dkm_ctx_create(NULL);
   if (t.ctx == NULL) {
     cli_error("out of memory");
@@ -428,9 +349,9 @@ int cli_cmd_train(int argc, char **argv) {
     return fail(&t, CLI_EXIT_ERROR);
   }
 
-  st = dkm_source_open_file(t.ctx, a.input, &fopts, &t.src);
-  if (st != DKM_OK) {
-    return library_failure(&t, st);
+  rc = cli_open_input(t.ctx, &a.common, &fopts, &t.src);
+  if (rc != CLI_EXIT_OK) {
+    return fail(&t, rc);
   }
   if (a.init_file != NULL) {
     uint32_t k;
@@ -516,7 +437,7 @@ int cli_cmd_train(int argc, char **argv) {
     return fail(&t, CLI_EXIT_ERROR);
   }
 
-  if (!a.quiet) {
+  if (!a.common.quiet) {
     printf("trained %u centroids of dimension %u on %llu of %llu rows: %u iterations, "
            "objective %.9g\n",
            res->k, res->dim, (unsigned long long)res->sample_rows, (unsigned long long)res->rows,
