@@ -34,13 +34,46 @@ finish() {
   echo "all checks passed"
 }
 
-# run CMD...: runs the tool, capturing status, stdout and stderr in
-# $RC, $T/out, $T/err. Never fails by itself.
-run() {
+# status_of CMD...: runs any command, with the redirections the caller gives,
+# and leaves its exit status in $RC. Never fails by itself.
+status_of() {
   set +e
-  "$DISKMEANS" "$@" >"$OUT" 2>"$ERR"
+  "$@"
   RC=$?
   set -e
+}
+
+# run ARGS...: runs the tool, capturing status, stdout and stderr in
+# $RC, $OUT, $ERR. Never fails by itself.
+run() {
+  status_of "$DISKMEANS" "$@" >"$OUT" 2>"$ERR"
+}
+
+# run_on_tty TERM ARGS...: runs the tool on a pseudo-terminal (script(1))
+# with $TERM set to TERM. What the terminal showed, stdout and stderr alike,
+# goes to $T/tty.out; the status to $RC.
+run_on_tty() {
+  local term=$1
+  shift
+  TERM=$term status_of script -qec "$(printf '%q ' "$DISKMEANS" "$@")" /dev/null \
+    >"$T/tty.out" 2>&1
+}
+
+# wait_until TRIES CMD...: runs CMD every 0.05 s until it succeeds, at most
+# TRIES times; fails if it never did.
+wait_until() {
+  local tries=$1
+  shift
+  for _ in $(seq 1 "$tries"); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# has_temp NAME: a temporary file for the output $T/NAME exists.
+has_temp() {
+  [ -n "$(find "$T" -maxdepth 1 -name "$1.tmp.*")" ]
 }
 
 # expect_status N: the last run exited with N.

@@ -16,12 +16,13 @@ for name, n in (("train-images-idx3-ubyte.gz", 600), ("t10k-images-idx3-ubyte.gz
     open(f"{sys.argv[1]}/{name}", "wb").write(gzip.compress(hdr + x.tobytes()))
 PYEOF
 
+demo() { # demo DATA OUT: scripts/demo.sh on the data set in DATA, writing to OUT
+  (cd "$DKM_SOURCE_DIR" && DKM_FASHION_MNIST="$1" DKM_DEMO_OUT="$2" \
+    bash scripts/demo.sh "$DKM_BINARY_DIR")
+}
+
 check "scripts/demo.sh trains, writes stats, labels the test images"
-set +e
-(cd "$DKM_SOURCE_DIR" && DKM_FASHION_MNIST="$T/data" DKM_DEMO_OUT="$T/demo" \
-  bash scripts/demo.sh "$DKM_BINARY_DIR") >"$OUT" 2>"$ERR"
-RC=$?
-set -e
+status_of demo "$T/data" "$T/demo" >"$OUT" 2>"$ERR"
 expect_status 0
 grep -q '^trained 256 centroids of dimension 784 on 600 of 600 rows' "$OUT" ||
   fail "no training summary: $(cat "$OUT")"
@@ -39,11 +40,7 @@ assert json.load(open('$T/demo/stats.json'))['rows'] == 600
 " || fail "demo outputs malformed"
 
 check "a missing data set is reported with the package to install"
-set +e
-(cd "$DKM_SOURCE_DIR" && DKM_FASHION_MNIST="$T/nothing" DKM_DEMO_OUT="$T/demo2" \
-  bash scripts/demo.sh "$DKM_BINARY_DIR") >"$OUT" 2>"$ERR"
-RC=$?
-set -e
+status_of demo "$T/nothing" "$T/demo2" >"$OUT" 2>"$ERR"
 expect_status 1
 grep -q 'dataset-fashion-mnist' "$ERR" || fail "no hint: $(cat "$ERR")"
 finish

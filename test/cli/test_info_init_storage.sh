@@ -45,10 +45,7 @@ run info "$T/x.npy" --json
 
 check "a failed write to stdout is an error"
 if [ -w /dev/full ]; then
-  set +e
-  "$DISKMEANS" info "$T/x.npy" >/dev/full 2>"$ERR"
-  RC=$?
-  set -e
+  status_of "$DISKMEANS" info "$T/x.npy" >/dev/full 2>"$ERR"
   expect_status 1
   expect_one_error_line "cannot write to standard output"
 fi
@@ -136,11 +133,7 @@ assert m["objective"] == s2["objective"]
 PYEOF
 
 check "TMPDIR is the default spill folder: a missing one is an error naming it"
-set +e
-TMPDIR="$T/no-such-tmp" "$DISKMEANS" train "$T/x.npy" -k 5 --storage disk -o "$T/c3.npy" \
-  >"$OUT" 2>"$ERR"
-RC=$?
-set -e
+TMPDIR="$T/no-such-tmp" run train "$T/x.npy" -k 5 --storage disk -o "$T/c3.npy"
 # With npy input, disk mode may read the file in place and need no spill
 # file at all; only when it spills must the missing folder be reported.
 if [ "$RC" -ne 0 ]; then
@@ -184,11 +177,7 @@ assert d["format"] == "idx" and d["dtype"] == "u8"
 PYEOF
 [ -z "$(find "$T" -maxdepth 1 -newer "$T/gm.json" -type f ! -name 'g*' ! -name 'run.*')" ] ||
   fail "a file was left in --tmp-dir: $(find "$T" -maxdepth 1 -newer "$T/gm.json" -type f)"
-set +e
-TMPDIR="$T/no-such-tmp" "$DISKMEANS" train "$T/u.idx.gz" -k 4 --storage disk -o "$T/c4.npy" \
-  >"$OUT" 2>"$ERR"
-RC=$?
-set -e
+TMPDIR="$T/no-such-tmp" run train "$T/u.idx.gz" -k 4 --storage disk -o "$T/c4.npy"
 expect_status 1
 expect_one_error_line "no-such-tmp"
 expect_missing "$T/c4.npy"

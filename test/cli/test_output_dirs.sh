@@ -45,11 +45,8 @@ check "output in a read-only folder"
 mkdir "$T/ro"
 echo "old" >"$T/ro/c.npy"
 if unshare -m true 2>/dev/null; then
-  set +e
-  unshare -m bash -c 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" || exit 99
+  status_of unshare -m bash -c 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" || exit 99
     "$2" train "$3" -k 3 -o "$1/c.npy" >"$4" 2>"$5"' _ "$T/ro" "$DISKMEANS" "$T/x.npy" "$OUT" "$ERR"
-  RC=$?
-  set -e
   if [ "$RC" -eq 99 ]; then
     echo "SKIP: cannot make a read-only bind mount here"
   else
@@ -87,12 +84,9 @@ check "a full disk: one clear error, no temporary file, no partial output"
 mkdir "$T/full"
 "$PY" -c "import numpy as np; np.save('$T/wide.npy', np.ones((300, 100), np.float32) * np.arange(300, dtype=np.float32)[:, None])"
 full_run() { # full_run ARGS...: runs the tool with $T/full a 64 KiB file system
-  set +e
-  unshare -m bash -c 'd=$1; shift; mount -t tmpfs -o size=64k tmpfs "$d" || exit 99
+  status_of unshare -m bash -c 'd=$1; shift; mount -t tmpfs -o size=64k tmpfs "$d" || exit 99
     "$@"; rc=$?; [ -z "$(ls -A "$d")" ] || { ls -la "$d" >&2; rc=98; }; exit $rc' \
     _ "$T/full" "$DISKMEANS" "$@" >"$OUT" 2>"$ERR"
-  RC=$?
-  set -e
 }
 if unshare -m true 2>/dev/null; then
   # 300 labels fit but 300 x 100 floats of centroids (120 KB) do not.

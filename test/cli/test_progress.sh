@@ -39,14 +39,8 @@ if ! command -v script >/dev/null 2>&1; then
   exit 0
 fi
 
-# script(1) runs the command on a pseudo-terminal; stdout and stderr both go
-# to the terminal, which script copies to its own stdout.
 check "under a pseudo-terminal: a bar redrawn with CR and erase-line"
-set +e
-TERM=xterm script -qec "$DISKMEANS train $T/x.npy -k 4 --iters 6 --tol 0 -o $T/c.npy" /dev/null \
-  >"$T/tty.out" 2>&1
-RC=$?
-set -e
+run_on_tty xterm train "$T/x.npy" -k 4 --iters 6 --tol 0 -o "$T/c.npy"
 expect_status 0
 LC_ALL=C grep -q $'\r\x1b\\[K' "$T/tty.out" || fail "no CR + erase-line in: $(od -c "$T/tty.out" | head -5)"
 grep -aq 'iteration [0-9]*/6 \[[#-]*\]' "$T/tty.out" || fail "no iteration bar in the terminal output"
@@ -55,11 +49,7 @@ grep -aq 'trained 4 centroids' "$T/tty.out" || fail "no summary in the terminal 
 check "under a pseudo-terminal: at most about ten redraws a second"
 # 300 short iterations would be 300+ redraws without the limit.
 blobs "$T/r.npy" 20000 16 20
-set +e
-TERM=xterm script -qec "$DISKMEANS train $T/r.npy -k 20 --iters 300 --tol 0 -o $T/c.npy --stats $T/s.json" \
-  /dev/null >"$T/tty.out" 2>&1
-RC=$?
-set -e
+run_on_tty xterm train "$T/r.npy" -k 20 --iters 300 --tol 0 -o "$T/c.npy" --stats "$T/s.json"
 expect_status 0
 "$PY" - "$T/tty.out" "$T/s.json" <<'PYEOF' || fail "too many redraws"
 import json, sys
@@ -73,20 +63,12 @@ assert draws <= limit, (draws, wall)
 PYEOF
 
 check "under a pseudo-terminal with --quiet: nothing"
-set +e
-TERM=xterm script -qec "$DISKMEANS train $T/x.npy -k 4 --iters 6 -o $T/c.npy --quiet" /dev/null \
-  >"$T/tty.out" 2>&1
-RC=$?
-set -e
+run_on_tty xterm train "$T/x.npy" -k 4 --iters 6 -o "$T/c.npy" --quiet
 expect_status 0
 [ -s "$T/tty.out" ] && fail "output with --quiet on a terminal: $(od -c "$T/tty.out" | head -3)"
 
 check "TERM=dumb: plain lines even on a terminal"
-set +e
-TERM=dumb script -qec "$DISKMEANS train $T/x.npy -k 4 --iters 6 -o $T/c.npy" /dev/null \
-  >"$T/tty.out" 2>&1
-RC=$?
-set -e
+run_on_tty dumb train "$T/x.npy" -k 4 --iters 6 -o "$T/c.npy"
 expect_status 0
 LC_ALL=C grep -q $'\x1b' "$T/tty.out" && fail "escape codes with TERM=dumb"
 grep -aq '^iteration 1/6: objective' "$T/tty.out" || fail "no plain lines with TERM=dumb"

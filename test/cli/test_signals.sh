@@ -15,18 +15,11 @@ long_run() { # long_run verbose|quiet
     -o "$T/c.npy" --labels "$T/l.npy" --stats "$T/s.json" "${extra[@]}" >"$OUT" 2>"$ERR" &
   PID=$!
   # The temporary outputs are created before training starts.
-  for _ in $(seq 1 600); do
-    [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ] && break
-    sleep 0.05
-  done
-  [ -n "$(find "$T" -maxdepth 1 -name 'c.npy.tmp.*')" ] || fail "no temporary output appeared"
+  wait_until 600 has_temp c.npy || fail "no temporary output appeared"
   # Wait until the first iteration is over (slow under sanitizers or on a
   # busy machine); with --quiet there is nothing to wait for.
   if [ "$1" != quiet ]; then
-    for _ in $(seq 1 1200); do
-      grep -q '^iteration 1/' "$ERR" && break
-      sleep 0.05
-    done
+    wait_until 1200 grep -q '^iteration 1/' "$ERR" || true
   fi
   sleep 0.2
 }
@@ -35,10 +28,7 @@ for sig in INT TERM; do
   check "SIG$sig during training"
   long_run verbose
   kill -s "$sig" "$PID"
-  set +e
-  wait "$PID"
-  RC=$?
-  set -e
+  status_of wait "$PID"
   if [ "$sig" = INT ]; then expect_status 130; else expect_status 143; fi
   grep -q "iteration" "$ERR" || fail "training had not started: $(head -c 300 "$ERR")"
   tail -n 1 "$ERR" | grep -q '^diskmeans: interrupted$' || fail "last line: $(tail -n 1 "$ERR")"
@@ -52,10 +42,7 @@ done
 check "SIGINT with --quiet prints only the one line"
 long_run quiet
 kill -s INT "$PID"
-set +e
-wait "$PID"
-RC=$?
-set -e
+status_of wait "$PID"
 expect_status 130
 [ "$(cat "$ERR")" = "diskmeans: interrupted" ] || fail "stderr: $(head -c 300 "$ERR")"
 expect_no_temp "$T"
@@ -70,16 +57,10 @@ np.save('$T/ac.npy', rng.standard_normal((4096, 64), dtype=np.float32))"
 "$DISKMEANS" assign "$T/a.npy" -c "$T/ac.npy" -o "$T/l.npy" --distances "$T/d.npy" \
   >"$OUT" 2>"$ERR" &
 PID=$!
-for _ in $(seq 1 600); do
-  [ -n "$(find "$T" -maxdepth 1 -name 'l.npy.tmp.*')" ] && break
-  sleep 0.05
-done
+wait_until 600 has_temp l.npy || true
 sleep 0.5
 kill -s INT "$PID"
-set +e
-wait "$PID"
-RC=$?
-set -e
+status_of wait "$PID"
 expect_status 130
 expect_one_error_line "^diskmeans: interrupted$"
 expect_no_temp "$T"
