@@ -30,9 +30,11 @@ What is measured, the same way for every program:
                 (nearest by float32 GEMM, distance summed in float64), so that
                 FAISS's objective-before-the-last-update and sklearn's
                 inertia-after-relabelling are not compared with each other.
-  peak RSS      ru_maxrss of the program's process (the Python ones include the
-                interpreter and their imports; `baseline` in the JSON output is
-                the RSS after imports, before the data is loaded).
+  peak RSS      VmHWM of the program's process (not ru_maxrss, which Linux
+                carries over from this driver through fork and exec); the
+                Python ones include the interpreter and their imports
+                (`baseline_rss_bytes` in the JSON output is the RSS after
+                imports, before the data is loaded).
 
 The same process also serves as the FAISS and sklearn worker (--worker).
 """
