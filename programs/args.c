@@ -23,16 +23,26 @@ void cli_scan_init(cli_scanner *s, const char *cmd, unsigned common, int argc, c
   s->name = "";
 }
 
-/* The shared options; a command takes those in its scanner's mask. */
+/* The shared options; a command takes those in its scanner's mask. One
+ * option a line: */
+/* clang-format off */
 static const cli_option common_options[] = {
-    {"help", 'h', 0, CLI_OPT_HELP},     {"format", 0, 1, CLI_OPT_FORMAT},
-    {"dim", 0, 1, CLI_OPT_DIM},         {"dtype", 0, 1, CLI_OPT_DTYPE},
-    {"threads", 0, 1, CLI_OPT_THREADS}, {"block-rows", 0, 1, CLI_OPT_BLOCK_ROWS},
-    {"quiet", 'q', 0, CLI_OPT_QUIET},   {"metric", 0, 1, CLI_OPT_METRIC},
-    {"k", 'k', 1, CLI_OPT_K},           {"max-points-per-centroid", 0, 1, CLI_OPT_MPPC},
-    {"storage", 0, 1, CLI_OPT_STORAGE}, {"memory-limit", 0, 1, CLI_OPT_MEMORY_LIMIT},
-    {"tmp-dir", 0, 1, CLI_OPT_TMP_DIR}, {NULL, 0, 0, 0},
+    {"help", 'h', 0, CLI_OPT_HELP},
+    {"format", 0, 1, CLI_OPT_FORMAT},
+    {"dim", 0, 1, CLI_OPT_DIM},
+    {"dtype", 0, 1, CLI_OPT_DTYPE},
+    {"threads", 0, 1, CLI_OPT_THREADS},
+    {"block-rows", 0, 1, CLI_OPT_BLOCK_ROWS},
+    {"quiet", 'q', 0, CLI_OPT_QUIET},
+    {"metric", 0, 1, CLI_OPT_METRIC},
+    {"k", 'k', 1, CLI_OPT_K},
+    {"max-points-per-centroid", 0, 1, CLI_OPT_MPPC},
+    {"storage", 0, 1, CLI_OPT_STORAGE},
+    {"memory-limit", 0, 1, CLI_OPT_MEMORY_LIMIT},
+    {"tmp-dir", 0, 1, CLI_OPT_TMP_DIR},
+    {NULL, 0, 0, 0},
 };
+/* clang-format on */
 
 /* Whether o is called name (len characters long) or, when name is NULL, has
  * the short name c. */
@@ -264,7 +274,10 @@ int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_opti
   return 0;
 }
 
-int cli_common_option(const cli_scanner *s, int id, const char *value, cli_common_args *c) {
+/* Handles whatever cli_scan_next() returned that is not one of the command's
+ * own options: a scan error, the INPUT argument, or a shared option. Returns
+ * -1 to go on, else the exit status. */
+static int cli_common_option(const cli_scanner *s, int id, const char *value, cli_common_args *c) {
   dkm_params *p = &c->params;
   int bad = 0;
   switch (id) {
@@ -323,6 +336,24 @@ int cli_common_option(const cli_scanner *s, int id, const char *value, cli_commo
     return cli_usage_error(s->cmd, "internal error: option %d", id);
   }
   return bad ? CLI_EXIT_USAGE : -1;
+}
+
+int cli_scan_all(cli_scanner *s, const cli_option *options, cli_option_fn own, void *args,
+                 cli_common_args *c) {
+  const char *v;
+  int id;
+  while ((id = cli_scan_next(s, options, &v)) != CLI_SCAN_END) {
+    /* A command's own ids count from 1 and stay below the shared ones; the
+     * scan's results are negative. */
+    int rc = id > 0 && id < CLI_OPT_HELP ? own(s, id, v, args) : cli_common_option(s, id, v, c);
+    if (rc >= 0) {
+      return rc;
+    }
+  }
+  if (c->input == NULL) {
+    return cli_usage_error(s->cmd, "missing INPUT");
+  }
+  return -1;
 }
 
 int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_options *opts,

@@ -69,7 +69,7 @@ typedef struct cli_option {
 } cli_option;
 
 /* The options that more than one command takes, parsed the same way for
- * each by cli_common_option(). Their ids are bits above any command's own
+ * each by cli_scan_all(). Their ids are bits above any command's own
  * ids (which count from 1), so that a command names the ones it takes as a
  * mask. */
 enum {
@@ -152,11 +152,17 @@ typedef struct cli_common_args {
   dkm_params params;
 } cli_common_args;
 
-/* Handles whatever cli_scan_next() returned that is not one of the command's
- * own options: a scan error, the INPUT argument, or a shared option. Returns
- * -1 to go on, else the exit status (CLI_EXIT_OK once --help is printed,
- * CLI_EXIT_USAGE after a usage error). */
-int cli_common_option(const cli_scanner *s, int id, const char *value, cli_common_args *c);
+/* A command's handler of its own options (ids from 1 up): stores or parses
+ * value into args. Returns -1 to go on, else the exit status. */
+typedef int (*cli_option_fn)(const cli_scanner *s, int id, const char *value, void *args);
+
+/* Scans the whole command line with s: the command's own options go to own
+ * with args, the INPUT argument and the shared options (cli_common_option()
+ * in args.c) into c. Returns -1 when the scan went well and INPUT was given,
+ * else the exit status (CLI_EXIT_OK once --help is printed, CLI_EXIT_USAGE
+ * after a usage error). */
+int cli_scan_all(cli_scanner *s, const cli_option *options, cli_option_fn own, void *args,
+                 cli_common_args *c);
 
 /* Opens c->input as opts say. Returns CLI_EXIT_OK, or reports the failure
  * and returns its exit status. */

@@ -26,33 +26,32 @@ typedef struct assign_args {
   const char *distances;
 } assign_args;
 
+static int assign_option(const cli_scanner *s, int id, const char *v, void *args) {
+  (void)s;
+  assign_args *a = args;
+  switch (id) {
+  case OPT_CENTROIDS:
+    a->centroids = v;
+    break;
+  case OPT_OUTPUT:
+    a->output = v;
+    break;
+  case OPT_DISTANCES:
+    a->distances = v;
+    break;
+  default:
+    return cli_usage_error("assign", "internal error: option %d", id);
+  }
+  return -1;
+}
+
+/* Parses argv into a; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, assign_args *a) {
   cli_scanner s;
   cli_scan_init(&s, "assign", CLI_OPTS_EVERY_COMMAND | CLI_OPT_METRIC | CLI_OPT_QUIET, argc, argv);
-  const char *v;
-  int id;
-  while ((id = cli_scan_next(&s, assign_options, &v)) != CLI_SCAN_END) {
-    switch (id) {
-    case OPT_CENTROIDS:
-      a->centroids = v;
-      break;
-    case OPT_OUTPUT:
-      a->output = v;
-      break;
-    case OPT_DISTANCES:
-      a->distances = v;
-      break;
-    default: {
-      int rc = cli_common_option(&s, id, v, &a->common);
-      if (rc >= 0) {
-        return rc;
-      }
-      break;
-    }
-    }
-  }
-  if (a->common.input == NULL) {
-    return cli_usage_error("assign", "missing INPUT");
+  int rc = cli_scan_all(&s, assign_options, assign_option, a, &a->common);
+  if (rc >= 0) {
+    return rc;
   }
   if (a->centroids == NULL) {
     return cli_usage_error("assign", "missing -c CENTROIDS");

@@ -22,28 +22,25 @@ typedef struct info_args {
   int json;
 } info_args;
 
+static int info_option(const cli_scanner *s, int id, const char *v, void *args) {
+  (void)s;
+  (void)v;
+  info_args *a = args;
+  if (id != OPT_JSON) {
+    return cli_usage_error("info", "internal error: option %d", id);
+  }
+  a->json = 1;
+  return -1;
+}
+
+/* Parses argv into a; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, info_args *a) {
   cli_scanner s;
   cli_scan_init(&s, "info",
                 CLI_OPTS_EVERY_COMMAND | CLI_OPT_K | CLI_OPT_MPPC | CLI_OPT_MEMORY_LIMIT |
                     CLI_OPT_STORAGE,
                 argc, argv);
-  const char *v;
-  int id;
-  while ((id = cli_scan_next(&s, info_options, &v)) != CLI_SCAN_END) {
-    if (id == OPT_JSON) {
-      a->json = 1;
-      continue;
-    }
-    int rc = cli_common_option(&s, id, v, &a->common);
-    if (rc >= 0) {
-      return rc;
-    }
-  }
-  if (a->common.input == NULL) {
-    return cli_usage_error("info", "missing INPUT");
-  }
-  return -1;
+  return cli_scan_all(&s, info_options, info_option, a, &a->common);
 }
 
 static int print_json(const info_args *a, const dkm_source *src, const dkm_plan *plan) {

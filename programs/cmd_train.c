@@ -41,6 +41,50 @@ typedef struct train_args {
   const char *init_file;
 } train_args;
 
+static int train_option(const cli_scanner *s, int id, const char *v, void *args) {
+  train_args *a = args;
+  dkm_params *p = &a->common.params;
+  int bad = 0;
+  switch (id) {
+  case OPT_OUTPUT:
+    a->output = v;
+    break;
+  case OPT_ITERS:
+    bad = cli_parse_u32(s, v, 1, &p->max_iter);
+    break;
+  case OPT_TOL:
+    bad = cli_parse_double(s, v, 0, &p->tol);
+    break;
+  case OPT_SEED:
+    bad = cli_parse_u64(s, v, 0, UINT64_MAX, &p->seed);
+    break;
+  case OPT_INIT:
+    if (strcmp(v, "random") == 0) {
+      p->init = DKM_INIT_RANDOM;
+    } else if (strcmp(v, "kmeans++") == 0) {
+      p->init = DKM_INIT_KMEANSPP;
+    } else if (v[0] == '\0') {
+      return cli_usage_error("train", "--init: empty value (random, kmeans++ or a file)");
+    } else {
+      p->init = DKM_INIT_GIVEN;
+      a->init_file = v;
+    }
+    break;
+  case OPT_REDO:
+    bad = cli_parse_u32(s, v, 1, &p->n_redo);
+    break;
+  case OPT_LABELS:
+    a->labels = v;
+    break;
+  case OPT_STATS:
+    a->stats = v;
+    break;
+  default:
+    return cli_usage_error("train", "internal error: option %d", id);
+  }
+  return bad ? CLI_EXIT_USAGE : -1;
+}
+
 /* Parses argv into a; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, train_args *a) {
   cli_scanner s;
@@ -48,59 +92,9 @@ static int parse_args(int argc, char **argv, train_args *a) {
                 CLI_OPTS_EVERY_COMMAND | CLI_OPT_QUIET | CLI_OPT_METRIC | CLI_OPT_K | CLI_OPT_MPPC |
                     CLI_OPT_STORAGE | CLI_OPT_MEMORY_LIMIT | CLI_OPT_TMP_DIR,
                 argc, argv);
-  dkm_params *p = &a->common.params;
-  const char *v;
-  int id;
-  while ((id = cli_scan_next(&s, train_options, &v)) != CLI_SCAN_END) {
-    int bad = 0;
-    switch (id) {
-    case OPT_OUTPUT:
-      a->output = v;
-      break;
-    case OPT_ITERS:
-      bad = cli_parse_u32(&s, v, 1, &p->max_iter);
-      break;
-    case OPT_TOL:
-      bad = cli_parse_double(&s, v, 0, &p->tol);
-      break;
-    case OPT_SEED:
-      bad = cli_parse_u64(&s, v, 0, UINT64_MAX, &p->seed);
-      break;
-    case OPT_INIT:
-      if (strcmp(v, "random") == 0) {
-        p->init = DKM_INIT_RANDOM;
-      } else if (strcmp(v, "kmeans++") == 0) {
-        p->init = DKM_INIT_KMEANSPP;
-      } else if (v[0] == '\0') {
-        return cli_usage_error("train", "--init: empty value (random, kmeans++ or a file)");
-      } else {
-        p->init = DKM_INIT_GIVEN;
-        a->init_file = v;
-      }
-      break;
-    case OPT_REDO:
-      bad = cli_parse_u32(&s, v, 1, &p->n_redo);
-      break;
-    case OPT_LABELS:
-      a->labels = v;
-      break;
-    case OPT_STATS:
-      a->stats = v;
-      break;
-    default: {
-      int rc = cli_common_option(&s, id, v, &a->common);
-      if (rc >= 0) {
-        return rc;
-      }
-      break;
-    }
-    }
-    if (bad) {
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (a->common.input == NULL) {
-    return cli_usage_error("train", "missing INPUT");
+  int rc = cli_scan_all(&s, train_options, train_option, a, &a->common);
+  if (rc >= 0) {
+    return rc;
   }
   if (!a->common.have_k) {
     return cli_usage_error("train", "missing -k K");
@@ -124,8 +118,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
       }
     }
   }
-  if (p->tmp_dir == NULL) {
-    p->tmp_dir = cli_default_tmp_dir();
+  if (a->common.params.tmp_dir == NULL) {
+    a->common.params.tmp_dir = cli_default_tmp_dir();
   }
   return -1;
 }
