@@ -3,7 +3,8 @@
  *
  * The tool uses only the public header. Its own pieces:
  *   main.c       dispatch, --help, --version, exit statuses
- *   args.c       the option scanner and strict number/size parsing
+ *   args.c       the option scanner, the options the commands share, strict
+ *                number/size parsing, opening the INPUT file
  *   outfile.c    atomic output files and the signal handlers that clean them
  *   writers.c    .npy and .fvecs writers
  *   progress.c   the progress bar (terminal) or plain lines (pipe, log file)
