@@ -20,12 +20,12 @@
  * Determinism contract: for the same rows, parameters and seed, dkm_train()
  * returns bitwise identical centroids, statistics and cluster sizes whatever
  * the thread count, the block size and the storage (memory or disk), and
- * dkm_assign() returns identical labels and distances. The rows are cut into
- * tiles at fixed row offsets that depend only on k and dim; every
- * floating-point reduction is done in a fixed order (row order for centroid
- * sums, accumulated in double). The guarantee holds for one build of the
- * library with one BLAS on one kind of CPU; another BLAS kernel may round
- * differently.
+ * dkm_assign() returns identical labels and distances. Every distance is one
+ * fused multiply-add chain over the columns in order (the same bits on any
+ * tile, thread, or AVX-512 vs AVX2), and every floating-point reduction is
+ * done in a fixed order (row order for centroid sums, accumulated in double).
+ * The guarantee holds for one build of the library on one kind of CPU; a CPU
+ * without AVX2/FMA uses the BLAS fallback, which rounds differently.
  */
 #ifndef DISKMEANS_H
 #define DISKMEANS_H
