@@ -65,6 +65,38 @@ static dkm_status spill_rows(dkm_ctx *ctx, const char *dir, const float *x, uint
   return dkm__spill_finish(ctx, s, out);
 }
 
+/* A fresh scratch directory and a context whose allocator counts, for a
+ * test that ends by proving it leaked nothing: no allocation but the
+ * context, no descriptor left open, no file left in the directory. */
+typedef struct fixture {
+  char *dir;
+  dkm_test_alloc alloc; /* the context points at it: the fixture stays put */
+  dkm_ctx *ctx;
+  int fds; /* descriptors open once the context exists */
+} fixture;
+
+/* Takes ownership of dir (asserted non-NULL). */
+static void fixture_open(fixture *f, char *dir) {
+  assert_non_null(dir);
+  f->dir = dir;
+  f->alloc = (dkm_test_alloc){0};
+  f->ctx = dkm_test_ctx(&f->alloc);
+  f->fds = count_fds();
+}
+
+static void assert_nothing_left(const fixture *f) {
+  assert_int_equal(f->alloc.live, 1); /* only the context */
+  assert_int_equal(count_fds(), f->fds);
+  assert_int_equal(dkm_test_count_entries(f->dir), 0);
+}
+
+/* Frees the context and removes the (dkm_test_mkdtemp) directory. */
+static void fixture_close(fixture *f) {
+  dkm_ctx_free(f->ctx);
+  dkm_test_rmtree(f->dir);
+  free(f->dir);
+}
+
 /* Reads the whole source back in blocks of `block` rows and compares. */
 static void check_read_back(dkm_ctx *ctx, dkm_source *src, const float *x, uint64_t block) {
   uint32_t dim = src->dim;
@@ -270,38 +302,30 @@ static void test_spill_file_has_no_name(void **state) {
 
 static void test_spill_finish_with_missing_rows_fails_cleanly(void **state) {
   (void)state;
-  char *dir = dkm_test_mkdtemp("spill-missing");
-  assert_non_null(dir);
-  dkm_test_alloc alloc = {0};
-  dkm_ctx *ctx = dkm_test_ctx(&alloc);
-  int fds = count_fds();
+  fixture f;
+  fixture_open(&f, dkm_test_mkdtemp("spill-missing"));
   float *x = make_rows(10, 3);
   dkm__spill *s = NULL;
-  assert_int_equal(dkm__spill_create(ctx, dir, 10, 3, &s), DKM_OK);
-  assert_int_equal(dkm__spill_append(ctx, s, x, 9), DKM_OK);
-  dkm_source *src = (dkm_source *)&alloc; /* must be reset to NULL */
-  assert_int_equal(dkm__spill_finish(ctx, s, &src), DKM_ERR_INTERNAL);
+  assert_int_equal(dkm__spill_create(f.ctx, f.dir, 10, 3, &s), DKM_OK);
+  assert_int_equal(dkm__spill_append(f.ctx, s, x, 9), DKM_OK);
+  dkm_source *src = (dkm_source *)&f; /* must be reset to NULL */
+  assert_int_equal(dkm__spill_finish(f.ctx, s, &src), DKM_ERR_INTERNAL);
   assert_null(src);
-  assert_non_null(strstr(dkm_ctx_errmsg(ctx), "9 of 10 rows"));
-  assert_non_null(strstr(dkm_ctx_errmsg(ctx), dir));
-  assert_int_equal(alloc.live, 1); /* only the context */
-  assert_int_equal(count_fds(), fds);
-  assert_int_equal(dkm_test_count_entries(dir), 0);
+  assert_non_null(strstr(dkm_ctx_errmsg(f.ctx), "9 of 10 rows"));
+  assert_non_null(strstr(dkm_ctx_errmsg(f.ctx), f.dir));
+  assert_nothing_left(&f);
   free(x);
-  dkm_ctx_free(ctx);
-  dkm_test_rmtree(dir);
-  free(dir);
+  fixture_close(&f);
 }
 
 static void test_spill_too_many_rows_is_an_error(void **state) {
   (void)state;
-  char *dir = dkm_test_mkdtemp("spill-toomany");
-  assert_non_null(dir);
-  dkm_test_alloc alloc = {0};
-  dkm_ctx *ctx = dkm_test_ctx(&alloc);
+  fixture f;
+  fixture_open(&f, dkm_test_mkdtemp("spill-toomany"));
+  dkm_ctx *ctx = f.ctx;
   float *x = make_rows(11, 3);
   dkm__spill *s = NULL;
-  assert_int_equal(dkm__spill_create(ctx, dir, 10, 3, &s), DKM_OK);
+  assert_int_equal(dkm__spill_create(ctx, f.dir, 10, 3, &s), DKM_OK);
   assert_int_equal(dkm__spill_append(ctx, s, x, 0), DKM_OK);
   assert_int_equal(dkm__spill_append(ctx, s, x, 11), DKM_ERR_INTERNAL);
   assert_non_null(strstr(dkm_ctx_errmsg(ctx), "only 10 of 10 remain"));
@@ -313,11 +337,9 @@ static void test_spill_too_many_rows_is_an_error(void **state) {
   assert_int_equal(dkm__spill_finish(ctx, s, &src), DKM_OK);
   check_read_back(ctx, src, x, 4);
   dkm_source_close(src);
-  assert_int_equal(alloc.live, 1); /* only the context */
+  assert_int_equal(f.alloc.live, 1); /* only the context */
   free(x);
-  dkm_ctx_free(ctx);
-  dkm_test_rmtree(dir);
-  free(dir);
+  fixture_close(&f);
 }
 
 static void test_spill_bad_sizes_are_param_errors(void **state) {
@@ -407,22 +429,18 @@ static void test_spill_too_big_for_the_directory_is_nospace(void **state) {
   (void)state;
   if (!can_mount)
     skip();
-  char *dir = mount_tmpfs("spill-small", "size=1m");
-  dkm_test_alloc alloc = {0};
-  dkm_ctx *ctx = dkm_test_ctx(&alloc);
-  int fds = count_fds();
+  fixture f;
+  fixture_open(&f, mount_tmpfs("spill-small", "size=1m"));
   dkm__spill *s = NULL;
   /* 2 MiB into 1 MiB: the statvfs check refuses before any file exists. */
-  assert_int_equal(dkm__spill_create(ctx, dir, 4096, 128, &s), DKM_ERR_NOSPACE);
+  assert_int_equal(dkm__spill_create(f.ctx, f.dir, 4096, 128, &s), DKM_ERR_NOSPACE);
   assert_null(s);
-  const char *msg = dkm_ctx_errmsg(ctx);
-  assert_non_null(strstr(msg, dir));
+  const char *msg = dkm_ctx_errmsg(f.ctx);
+  assert_non_null(strstr(msg, f.dir));
   assert_non_null(strstr(msg, "2097152 bytes"));
-  assert_int_equal(alloc.live, 1); /* only the context */
-  assert_int_equal(count_fds(), fds);
-  assert_int_equal(dkm_test_count_entries(dir), 0);
-  dkm_ctx_free(ctx);
-  unmount_tmpfs(dir);
+  assert_nothing_left(&f);
+  dkm_ctx_free(f.ctx);
+  unmount_tmpfs(f.dir);
 }
 
 /* The room is reserved at create: once the spill exists, another writer
@@ -475,25 +493,18 @@ static void set_fsize_limit(rlim_t bytes) {
 /* RLIMIT_FSIZE is invisible to statvfs: the reservation is what fails. */
 static void test_spill_file_size_limit_at_create_is_nospace(void **state) {
   (void)state;
-  char *dir = dkm_test_mkdtemp("spill-fsize");
-  assert_non_null(dir);
-  dkm_test_alloc alloc = {0};
-  dkm_ctx *ctx = dkm_test_ctx(&alloc);
-  int fds = count_fds();
+  fixture f;
+  fixture_open(&f, dkm_test_mkdtemp("spill-fsize"));
   set_fsize_limit(64 * 1024);
   dkm__spill *s = NULL;
-  dkm_status st = dkm__spill_create(ctx, dir, 1024, 128, &s);
+  dkm_status st = dkm__spill_create(f.ctx, f.dir, 1024, 128, &s);
   set_fsize_limit(RLIM_INFINITY);
   assert_int_equal(st, DKM_ERR_NOSPACE);
   assert_null(s);
-  assert_non_null(strstr(dkm_ctx_errmsg(ctx), dir));
-  assert_non_null(strstr(dkm_ctx_errmsg(ctx), "524288 bytes"));
-  assert_int_equal(alloc.live, 1); /* only the context */
-  assert_int_equal(count_fds(), fds);
-  assert_int_equal(dkm_test_count_entries(dir), 0);
-  dkm_ctx_free(ctx);
-  dkm_test_rmtree(dir);
-  free(dir);
+  assert_non_null(strstr(dkm_ctx_errmsg(f.ctx), f.dir));
+  assert_non_null(strstr(dkm_ctx_errmsg(f.ctx), "524288 bytes"));
+  assert_nothing_left(&f);
+  fixture_close(&f);
 }
 
 /* A write that fails for lack of room (here the file size limit, lowered
@@ -501,15 +512,13 @@ static void test_spill_file_size_limit_at_create_is_nospace(void **state) {
  * refuses further work and is dropped cleanly. */
 static void test_spill_no_room_while_writing_is_nospace(void **state) {
   (void)state;
-  char *dir = dkm_test_mkdtemp("spill-enospc");
-  assert_non_null(dir);
-  dkm_test_alloc alloc = {0};
-  dkm_ctx *ctx = dkm_test_ctx(&alloc);
-  int fds = count_fds();
+  fixture f;
+  fixture_open(&f, dkm_test_mkdtemp("spill-enospc"));
+  dkm_ctx *ctx = f.ctx;
   /* 4 MiB of rows of 512 bytes, appended 1000 at a time (past the buffer). */
   float *x = make_rows(8192, 128);
   dkm__spill *s = NULL;
-  assert_int_equal(dkm__spill_create(ctx, dir, 8192, 128, &s), DKM_OK);
+  assert_int_equal(dkm__spill_create(ctx, f.dir, 8192, 128, &s), DKM_OK);
   set_fsize_limit(1024 * 1024 + 100);
   dkm_status st = DKM_OK;
   uint64_t done = 0;
@@ -527,7 +536,7 @@ static void test_spill_no_room_while_writing_is_nospace(void **state) {
   set_fsize_limit(RLIM_INFINITY);
   assert_int_equal(st, DKM_ERR_NOSPACE);
   const char *msg = dkm_ctx_errmsg(ctx);
-  assert_non_null(strstr(msg, dir));
+  assert_non_null(strstr(msg, f.dir));
   assert_non_null(strstr(msg, "4194304 bytes needed"));
   assert_non_null(strstr(msg, "File too large"));
   if (s != NULL) {
@@ -537,13 +546,9 @@ static void test_spill_no_room_while_writing_is_nospace(void **state) {
     assert_int_equal(dkm__spill_finish(ctx, s, &src), DKM_ERR_INTERNAL);
     assert_null(src);
   }
-  assert_int_equal(alloc.live, 1); /* only the context */
-  assert_int_equal(count_fds(), fds);
-  assert_int_equal(dkm_test_count_entries(dir), 0);
+  assert_nothing_left(&f);
   free(x);
-  dkm_ctx_free(ctx);
-  dkm_test_rmtree(dir);
-  free(dir);
+  fixture_close(&f);
 }
 
 /* Every allocation of a spill's life fails in turn: each failure is
