@@ -33,6 +33,33 @@ static float *scores(const float *x, uint32_t rows, uint32_t dim, const float *v
   return out;
 }
 
+/* Blobs in a memory source, and k-means++ params that run 5 iterations
+ * whatever the shift (tol 0): a training to compare kernel to kernel. */
+typedef struct training {
+  float *data;
+  dkm_ctx *ctx;
+  dkm_source *src;
+  dkm_params p;
+} training;
+
+static void training_open(training *t, uint64_t n, uint32_t dim, uint32_t k, uint32_t clusters,
+                          double sigma, uint64_t seed) {
+  t->data = dkm_test_blobs(n, dim, clusters, sigma, seed, NULL);
+  t->ctx = dkm_ctx_create(NULL);
+  assert_int_equal(dkm_source_from_memory(t->ctx, t->data, DKM_DTYPE_F32, n, dim, &t->src), DKM_OK);
+  dkm_params_init(&t->p);
+  t->p.k = k;
+  t->p.init = DKM_INIT_KMEANSPP;
+  t->p.tol = 0;
+  t->p.max_iter = 5;
+}
+
+static void training_close(training *t) {
+  dkm_source_close(t->src);
+  dkm_ctx_free(t->ctx);
+  free(t->data);
+}
+
 static void products_are_right_for_every_shape(void **state) {
   (void)state;
   if (!dkm__gemm_native())
@@ -118,16 +145,11 @@ static void avx2_and_avx512_give_the_same_bits(void **state) {
 
   /* So a whole training is the same with either kernel. */
   enum { N = 6000, D = 24, K = 40 };
-  float *data = dkm_test_blobs(N, D, 30, 3.0, 8, NULL);
-  dkm_ctx *ctx = dkm_ctx_create(NULL);
-  dkm_source *src;
-  assert_int_equal(dkm_source_from_memory(ctx, data, DKM_DTYPE_F32, N, D, &src), DKM_OK);
-  dkm_params p;
-  dkm_params_init(&p);
-  p.k = K;
-  p.init = DKM_INIT_KMEANSPP;
-  p.tol = 0;
-  p.max_iter = 5;
+  training t;
+  training_open(&t, N, D, K, 30, 3.0, 8);
+  dkm_ctx *ctx = t.ctx;
+  dkm_source *src = t.src;
+  dkm_params p = t.p;
   p.n_threads = 2;
   for (int metric = DKM_METRIC_L2; metric <= DKM_METRIC_IP; metric++) {
     p.metric = (dkm_metric)metric;
@@ -141,9 +163,7 @@ static void avx2_and_avx512_give_the_same_bits(void **state) {
     dkm_result_free(r512);
     dkm_result_free(r256);
   }
-  dkm_source_close(src);
-  dkm_ctx_free(ctx);
-  free(data);
+  training_close(&t);
 }
 
 static void blas_fallback_agrees(void **state) {
@@ -169,16 +189,11 @@ static void blas_fallback_agrees(void **state) {
 static void training_through_the_blas_fallback_is_deterministic(void **state) {
   (void)state;
   enum { N = 9000, D = 20, K = 30 };
-  float *data = dkm_test_blobs(N, D, 25, 2.0, 9, NULL);
-  dkm_ctx *ctx = dkm_ctx_create(NULL);
-  dkm_source *src;
-  assert_int_equal(dkm_source_from_memory(ctx, data, DKM_DTYPE_F32, N, D, &src), DKM_OK);
-  dkm_params p;
-  dkm_params_init(&p);
-  p.k = K;
-  p.init = DKM_INIT_KMEANSPP;
-  p.tol = 0;
-  p.max_iter = 5;
+  training t;
+  training_open(&t, N, D, K, 25, 2.0, 9);
+  dkm_ctx *ctx = t.ctx;
+  dkm_source *src = t.src;
+  dkm_params p = t.p;
   p.max_points_per_centroid = 0;
   dkm_result *native, *blas1, *blas2;
   assert_int_equal(dkm_train(ctx, &p, src, &native), DKM_OK);
@@ -203,9 +218,7 @@ static void training_through_the_blas_fallback_is_deterministic(void **state) {
   dkm_result_free(native);
   dkm_result_free(blas1);
   dkm_result_free(blas2);
-  dkm_source_close(src);
-  dkm_ctx_free(ctx);
-  free(data);
+  training_close(&t);
 }
 
 int main(void) {
