@@ -240,28 +240,29 @@ static const shape shapes[] = {
     {700, 130, 40, 0}, /* dim above a cache line's worth of tiles */
 };
 
+/* Every shape, on all its rows (seed seed_all + i for shape i) and on a
+ * sample of mppc rows per centroid (seed seed_sample + i). */
+static void check_every_shape(dkm_metric metric, uint64_t mppc, uint64_t seed_all,
+                              uint64_t seed_sample) {
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    check_storages_agree(&shapes[i], metric, 0, seed_all + i);
+    check_storages_agree(&shapes[i], metric, mppc, seed_sample + i);
+  }
+}
+
 static void test_disk_memory_auto_identical_l2(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-    check_storages_agree(&shapes[i], DKM_METRIC_L2, 0, 11 + i);
-    check_storages_agree(&shapes[i], DKM_METRIC_L2, 20, 21 + i);
-  }
+  check_every_shape(DKM_METRIC_L2, 20, 11, 21);
 }
 
 static void test_disk_memory_auto_identical_cosine(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-    check_storages_agree(&shapes[i], DKM_METRIC_COSINE, 0, 31 + i);
-    check_storages_agree(&shapes[i], DKM_METRIC_COSINE, 25, 41 + i);
-  }
+  check_every_shape(DKM_METRIC_COSINE, 25, 31, 41);
 }
 
 static void test_disk_memory_auto_identical_ip(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-    check_storages_agree(&shapes[i], DKM_METRIC_IP, 0, 51 + i);
-    check_storages_agree(&shapes[i], DKM_METRIC_IP, 30, 61 + i);
-  }
+  check_every_shape(DKM_METRIC_IP, 30, 51, 61);
 }
 
 /* The plan says beforehand what training then does. */
