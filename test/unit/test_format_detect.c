@@ -13,17 +13,9 @@
 
 #include "test_format_util.h"
 
-static char *dir;
-
 static int setup(void **state) {
-  dir = dkm_test_mkdtemp("format-detect");
-  return dir == NULL ? -1 : 0;
-}
-
-static int teardown(void **state) {
-  dkm_test_rmtree(dir);
-  free(dir);
-  return 0;
+  (void)state;
+  return tf_setup_dir("format-detect");
 }
 
 static void missing_file_is_an_io_error_with_strerror(void **state) {
@@ -313,5 +305,5 @@ int main(void) {
       cmocka_unit_test(success_clears_the_previous_error),
       cmocka_unit_test(file_shrinking_after_open_fails_the_read),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, tf_teardown);
 }

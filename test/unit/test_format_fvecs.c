@@ -9,17 +9,9 @@
 
 #include "test_format_util.h"
 
-static char *dir;
-
 static int setup(void **state) {
-  dir = dkm_test_mkdtemp("format-fvecs");
-  return dir == NULL ? -1 : 0;
-}
-
-static int teardown(void **state) {
-  dkm_test_rmtree(dir);
-  free(dir);
-  return 0;
+  (void)state;
+  return tf_setup_dir("format-fvecs");
 }
 
 /* A file image of rows with int32 dims; dims[r] may differ from dim to make
@@ -295,5 +287,5 @@ int main(void) {
       cmocka_unit_test(allocation_failures_leak_nothing),
       cmocka_unit_test(rows_beyond_4_gib_read_back),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, tf_teardown);
 }

@@ -14,17 +14,9 @@
 
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
-static char *dir;
-
 static int setup(void **state) {
-  dir = dkm_test_mkdtemp("format-idx");
-  return dir == NULL ? -1 : 0;
-}
-
-static int teardown(void **state) {
-  dkm_test_rmtree(dir);
-  free(dir);
-  return 0;
+  (void)state;
+  return tf_setup_dir("format-idx");
 }
 
 /* An IDX image: magic, big-endian dims, then the values (already in file
@@ -401,5 +393,5 @@ int main(void) {
       cmocka_unit_test(bad_gzip_files_are_refused_by_name),
       cmocka_unit_test(fashion_mnist_when_installed),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, tf_teardown);
 }

@@ -8,17 +8,9 @@
 
 #include "test_format_util.h"
 
-static char *dir;
-
 static int setup(void **state) {
-  dir = dkm_test_mkdtemp("format-npy");
-  return dir == NULL ? -1 : 0;
-}
-
-static int teardown(void **state) {
-  dkm_test_rmtree(dir);
-  free(dir);
-  return 0;
+  (void)state;
+  return tf_setup_dir("format-npy");
 }
 
 /* Writes an npy with the given dict and data bytes; returns the path. */
@@ -29,15 +21,6 @@ static char *write_npy(const char *name, int major, const char *dict, const void
   char *path = tf_path(dir, name);
   tf_write2(path, header, h, data, nbytes);
   return path;
-}
-
-/* An independent binary16 decoder for normal numbers (the test must not
- * trust the library's own conversion). */
-static float half_normal_value(uint16_t h) {
-  int exp = (h >> 10) & 0x1f;
-  double mant = 1.0 + (h & 0x3ff) / 1024.0;
-  double v = ldexp(mant, exp - 15);
-  return (float)((h & 0x8000) ? -v : v);
 }
 
 static void check_npy(const char *name, int major, const char *descr, dkm_dtype dtype,
@@ -96,7 +79,7 @@ static void every_dtype_reads_back_exactly(void **state) {
     uint16_t e = (uint16_t)(1 + dkm_test_rand(&seed) % 30);
     f16[i] =
         (uint16_t)((dkm_test_rand(&seed) & 0x8000) | (e << 10) | (dkm_test_rand(&seed) & 0x3ff));
-    want[i] = half_normal_value(f16[i]);
+    want[i] = tf_half_normal_value(f16[i]);
   }
   check_npy("f2.npy", 1, "<f2", DKM_DTYPE_F16, f16, 2, want, rows, dim);
 
@@ -333,5 +316,5 @@ int main(void) {
       cmocka_unit_test(bad_magic_version_and_lengths),
       cmocka_unit_test(allocation_failures_leak_nothing),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, tf_teardown);
 }

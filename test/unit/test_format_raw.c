@@ -9,23 +9,9 @@
 
 #include "test_format_util.h"
 
-static char *dir;
-
 static int setup(void **state) {
-  dir = dkm_test_mkdtemp("format-raw");
-  return dir == NULL ? -1 : 0;
-}
-
-static int teardown(void **state) {
-  dkm_test_rmtree(dir);
-  free(dir);
-  return 0;
-}
-
-static float half_normal_value(uint16_t h) {
-  int exp = (h >> 10) & 0x1f;
-  double v = ldexp(1.0 + (h & 0x3ff) / 1024.0, exp - 15);
-  return (float)((h & 0x8000) ? -v : v);
+  (void)state;
+  return tf_setup_dir("format-raw");
 }
 
 static void each_dtype_reads_back_exactly(void **state) {
@@ -52,7 +38,7 @@ static void each_dtype_reads_back_exactly(void **state) {
         uint16_t h =
             (uint16_t)(((1 + dkm_test_rand(&seed) % 30) << 10) | (dkm_test_rand(&seed) & 0x83ff));
         memcpy(bytes + 2 * i, &h, 2);
-        want[i] = half_normal_value(h);
+        want[i] = tf_half_normal_value(h);
         break;
       }
       case DKM_DTYPE_F64: {
@@ -226,5 +212,5 @@ int main(void) {
       cmocka_unit_test(bad_parameters_and_sizes),
       cmocka_unit_test(sparse_5_gib_file),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, tf_teardown);
 }

@@ -2,8 +2,9 @@
  * test_format_util.h - helpers the file-format tests share: writing files,
  * reading a whole source back in odd-sized blocks, checking that an open
  * fails with the right status and a message naming the file and the
- * problem, and the allocation-failure sweep. Header-only (static functions)
- * so that each test_format_*.c stays one executable.
+ * problem, the allocation-failure sweep, the scratch directory and a
+ * binary16 decoder. Header-only (static functions) so that each
+ * test_format_*.c stays one executable.
  */
 #ifndef DKM_TEST_FORMAT_UTIL_H
 #define DKM_TEST_FORMAT_UTIL_H
@@ -17,11 +18,37 @@
 
 #define DKM_TEST_MIN(a, b) ((a) < (b) ? (a) : (b))
 
-static inline char *tf_path(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
+/* The scratch directory a format test writes its files in: made by the
+ * group setup (through tf_setup_dir, with the test's own tag) and removed
+ * with everything in it by tf_teardown. */
+static char *dir;
+
+static inline int tf_setup_dir(const char *tag) {
+  dir = dkm_test_mkdtemp(tag);
+  return dir == NULL ? -1 : 0;
+}
+
+static inline int tf_teardown(void **state) {
+  (void)state;
+  dkm_test_rmtree(dir);
+  free(dir);
+  return 0;
+}
+
+/* An independent binary16 decoder for normal numbers (the tests must not
+ * trust the library's own conversion). */
+static inline float tf_half_normal_value(uint16_t h) {
+  int exp = (h >> 10) & 0x1f;
+  double mant = 1.0 + (h & 0x3ff) / 1024.0;
+  double v = ldexp(mant, exp - 15);
+  return (float)((h & 0x8000) ? -v : v);
+}
+
+static inline char *tf_path(const char *base, const char *name) {
+  size_t n = strlen(base) + strlen(name) + 2;
   char *p = malloc(n);
   assert_non_null(p);
-  snprintf(p, n, "%s/%s", dir, name);
+  snprintf(p, n, "%s/%s", base, name);
   return p;
 }
 
