@@ -154,3 +154,39 @@ double dkm_test_objective(const float *rows, uint64_t n, uint32_t dim, const flo
   }
   return total;
 }
+
+dkm_result *dkm_test_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src) {
+  dkm_result *res = NULL;
+  dkm_status st = dkm_train(ctx, params, src, &res);
+  if (st != DKM_OK)
+    fail_msg("dkm_train: %s: %s", dkm_status_name(st), dkm_ctx_errmsg(ctx));
+  assert_non_null(res);
+  return res;
+}
+
+dkm_result *dkm_test_train_rows(dkm_ctx *ctx, const dkm_params *params, const float *x, uint64_t n,
+                                uint32_t dim) {
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, n, dim, &src), DKM_OK);
+  dkm_result *res = dkm_test_train(ctx, params, src);
+  dkm_source_close(src);
+  return res;
+}
+
+void dkm_test_assert_same_result(const dkm_result *a, const dkm_result *b, const char *what) {
+  /* The shape first: the memcmp below reads k x dim floats of both. */
+  assert_int_equal(a->k, b->k);
+  assert_int_equal(a->dim, b->dim);
+  if (memcmp(a->centroids, b->centroids, sizeof(float) * a->k * a->dim) != 0)
+    fail_msg("%s: centroids differ", what);
+  assert_memory_equal(a->cluster_sizes, b->cluster_sizes, sizeof(uint64_t) * a->k);
+  assert_memory_equal(&a->objective, &b->objective, sizeof(double));
+  assert_int_equal(a->n_iter, b->n_iter);
+  assert_int_equal(a->best_run, b->best_run);
+  assert_int_equal(a->sample_rows, b->sample_rows);
+  for (uint32_t t = 0; t < a->n_iter; t++) {
+    assert_memory_equal(&a->iters[t].objective, &b->iters[t].objective, sizeof(double));
+    assert_memory_equal(&a->iters[t].imbalance, &b->iters[t].imbalance, sizeof(double));
+    assert_int_equal(a->iters[t].repaired, b->iters[t].repaired);
+  }
+}

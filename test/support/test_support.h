@@ -49,4 +49,18 @@ int dkm_test_count_entries(const char *path);
 double dkm_test_objective(const float *rows, uint64_t n, uint32_t dim, const float *centroids,
                           uint32_t k, int32_t *labels);
 
+/* dkm_train that must succeed: anything else fails the test with the
+ * status and the context's message. */
+dkm_result *dkm_test_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src);
+/* The same over n x dim float32 rows in memory (a source opened and closed
+ * around the training). */
+dkm_result *dkm_test_train_rows(dkm_ctx *ctx, const dkm_params *params, const float *x, uint64_t n,
+                                uint32_t dim);
+
+/* Asserts that two trainings gave the same result bit for bit, timings
+ * aside: shape, centroids, cluster sizes, objective, iteration count, best
+ * run, sample size, and each iteration's objective, imbalance and repairs.
+ * `what` names the comparison when the centroids differ. */
+void dkm_test_assert_same_result(const dkm_result *a, const dkm_result *b, const char *what);
+
 #endif

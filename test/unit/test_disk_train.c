@@ -88,30 +88,6 @@ static float *make_duplicates(uint64_t rows, uint32_t dim, uint32_t distinct, ui
   return x;
 }
 
-static dkm_result *train_ok(dkm_ctx *ctx, const dkm_params *params, dkm_source *src) {
-  dkm_result *res = NULL;
-  dkm_status st = dkm_train(ctx, params, src, &res);
-  if (st != DKM_OK)
-    fail_msg("dkm_train: %s: %s", dkm_status_name(st), dkm_ctx_errmsg(ctx));
-  assert_non_null(res);
-  return res;
-}
-
-static void assert_same_result(const dkm_result *a, const dkm_result *b) {
-  assert_int_equal(a->k, b->k);
-  assert_int_equal(a->dim, b->dim);
-  assert_memory_equal(a->centroids, b->centroids, (size_t)a->k * a->dim * sizeof(float));
-  assert_memory_equal(a->cluster_sizes, b->cluster_sizes, (size_t)a->k * sizeof(uint64_t));
-  assert_memory_equal(&a->objective, &b->objective, sizeof(double));
-  assert_int_equal(a->n_iter, b->n_iter);
-  assert_int_equal(a->best_run, b->best_run);
-  assert_int_equal(a->sample_rows, b->sample_rows);
-  for (uint32_t i = 0; i < a->n_iter; i++) {
-    assert_memory_equal(&a->iters[i].objective, &b->iters[i].objective, sizeof(double));
-    assert_int_equal(a->iters[i].repaired, b->iters[i].repaired);
-  }
-}
-
 static int32_t *assign_labels(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
                               const dkm_result *res, float **distances) {
   int32_t *labels = malloc(src->rows * sizeof *labels);
@@ -160,7 +136,7 @@ static void check_storages_agree(const shape *sh, dkm_metric metric, uint64_t mp
   p.tmp_dir = dir;
   p.storage = DKM_STORAGE_MEMORY;
   p.n_threads = 2;
-  dkm_result *ref = train_ok(ctx, &p, mem);
+  dkm_result *ref = dkm_test_train(ctx, &p, mem);
   assert_int_equal(ref->storage, DKM_STORAGE_MEMORY);
   assert_int_equal(ref->spill_bytes, 0);
   uint64_t m = mppc == 0 ? sh->rows : (mppc * sh->k < sh->rows ? mppc * sh->k : sh->rows);
@@ -176,32 +152,32 @@ static void check_storages_agree(const shape *sh, dkm_metric metric, uint64_t mp
   p.storage = DKM_STORAGE_DISK;
   p.n_threads = 1;
   p.block_rows = 37;
-  dkm_result *disk = train_ok(ctx, &p, mem);
+  dkm_result *disk = dkm_test_train(ctx, &p, mem);
   assert_int_equal(disk->storage, DKM_STORAGE_DISK);
   assert_int_equal(disk->from_source, 0);
   assert_int_equal(disk->spill_bytes, m * sh->dim * 4);
-  assert_same_result(ref, disk);
+  dkm_test_assert_same_result(ref, disk, "memory vs disk (spilled)");
   assert_int_equal(dkm_test_count_entries(dir), 0);
 
   /* Disk from the file: no copy at all when the file is the whole sample. */
   p.block_rows = 0;
   p.n_threads = 2;
-  dkm_result *fromfile = train_ok(ctx, &p, file);
+  dkm_result *fromfile = dkm_test_train(ctx, &p, file);
   assert_int_equal(fromfile->storage, DKM_STORAGE_DISK);
   assert_int_equal(fromfile->from_source, m == sh->rows);
   assert_int_equal(fromfile->spill_bytes, m == sh->rows ? 0 : m * sh->dim * 4);
-  assert_same_result(ref, fromfile);
+  dkm_test_assert_same_result(ref, fromfile, "memory vs disk (from the file)");
 
   /* Auto: a budget below the sample spills, one above keeps it in RAM. */
   p.storage = DKM_STORAGE_AUTO;
   p.memory_limit = m * sh->dim * 4 - 1;
-  dkm_result *auto_disk = train_ok(ctx, &p, mem);
+  dkm_result *auto_disk = dkm_test_train(ctx, &p, mem);
   assert_int_equal(auto_disk->storage, DKM_STORAGE_DISK);
-  assert_same_result(ref, auto_disk);
+  dkm_test_assert_same_result(ref, auto_disk, "memory vs auto (disk)");
   p.memory_limit = m * sh->dim * 4;
-  dkm_result *auto_mem = train_ok(ctx, &p, file);
+  dkm_result *auto_mem = dkm_test_train(ctx, &p, file);
   assert_int_equal(auto_mem->storage, DKM_STORAGE_MEMORY);
-  assert_same_result(ref, auto_mem);
+  dkm_test_assert_same_result(ref, auto_mem, "memory vs auto (memory)");
 
   /* Labels: the memory run's centroids over the array, the disk run's over
    * the file. */
@@ -320,7 +296,7 @@ static void test_disk_plan_matches_training(void **state) {
     /* Disk mode keeps only blocks, never the sample, in RAM. */
     assert_true(plan.disk_mode_bytes > 0);
     assert_true(plan.memory_mode_bytes > 0);
-    dkm_result *res = train_ok(ctx, &p, cases[c].src);
+    dkm_result *res = dkm_test_train(ctx, &p, cases[c].src);
     assert_int_equal(res->storage, plan.storage);
     assert_int_equal(res->from_source, plan.from_source);
     assert_int_equal(res->spill_bytes, plan.spill_bytes);
@@ -464,7 +440,7 @@ static void test_disk_plan_bounds_the_memory_training_uses(void **state) {
     assert_int_equal(dkm_plan_training(ctx, &p, cases[c].src, &plan), DKM_OK);
     long long before = counter.live;
     counter.peak = before;
-    dkm_result *res = train_ok(ctx, &p, cases[c].src);
+    dkm_result *res = dkm_test_train(ctx, &p, cases[c].src);
     double peak = (double)(counter.peak - before);
     if (cases[c].storage == DKM_STORAGE_DISK) {
       /* The plan does not count the spill's write buffer (yet): add it. */
@@ -804,7 +780,7 @@ static void test_memory_mode_ignores_tmp_dir(void **state) {
   p.k = 3;
   p.storage = DKM_STORAGE_MEMORY;
   p.tmp_dir = "/no/such/directory";
-  dkm_result *res = train_ok(ctx, &p, src);
+  dkm_result *res = dkm_test_train(ctx, &p, src);
   assert_int_equal(res->storage, DKM_STORAGE_MEMORY);
   dkm_result_free(res);
   dkm_source_close(src);

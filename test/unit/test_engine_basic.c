@@ -30,18 +30,6 @@ static int teardown(void **state) {
   return leaked;
 }
 
-static dkm_result *train_ok(dkm_ctx *ctx, const dkm_params *p, const float *x, uint64_t n,
-                            uint32_t dim) {
-  dkm_source *src;
-  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, n, dim, &src), DKM_OK);
-  dkm_result *r = NULL;
-  dkm_status s = dkm_train(ctx, p, src, &r);
-  if (s != DKM_OK)
-    fail_msg("dkm_train: %s: %s", dkm_status_name(s), dkm_ctx_errmsg(ctx));
-  dkm_source_close(src);
-  return r;
-}
-
 static int cmp_float(const void *a, const void *b) {
   float x = *(const float *)a, y = *(const float *)b;
   return x < y ? -1 : x > y;
@@ -59,7 +47,7 @@ static void two_clusters_on_a_line_by_hand(void **state) {
      * seeds so that some start with both centres in one pair. */
     for (uint64_t seed = 1; seed <= 8; seed++) {
       p.seed = seed;
-      dkm_result *r = train_ok(f->ctx, &p, x, 4, 1);
+      dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, 4, 1);
       float c[2] = {r->centroids[0], r->centroids[1]};
       qsort(c, 2, sizeof c[0], cmp_float);
       assert_true(c[0] == 0.5f);
@@ -91,7 +79,7 @@ static void one_cluster_is_the_mean(void **state) {
   dkm_params_init(&p);
   p.k = 1;
   p.max_points_per_centroid = 0; /* every row, not a sample of 256 */
-  dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   for (int j = 0; j < D; j++)
     assert_float_equal(r->centroids[j], mean[j] / N, 1e-4 * (1 + fabs(mean[j] / N)));
   assert_int_equal(r->cluster_sizes[0], N);
@@ -113,7 +101,7 @@ static void k_equal_n_gives_the_points(void **state) {
   dkm_params p;
   dkm_params_init(&p);
   p.k = N;
-  dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   float *got = malloc(sizeof(float) * N * D), *want = malloc(sizeof(float) * N * D);
   memcpy(got, r->centroids, sizeof(float) * N * D);
   memcpy(want, x, sizeof(float) * N * D);
@@ -152,7 +140,7 @@ static void objective_never_increases(void **state) {
     p.tol = 0;
     p.max_iter = 30;
     p.metric = (dkm_metric)metric;
-    dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+    dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     assert_int_equal(r->n_iter, 30);
     for (uint32_t t = 0; t < r->n_iter; t++)
       assert_int_equal(r->iters[t].repaired, 0);
@@ -178,7 +166,7 @@ static void converged_centroids_are_member_means(void **state) {
   p.max_iter = 100;
   p.init = DKM_INIT_KMEANSPP;
   p.max_points_per_centroid = 0;
-  dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   /* Well separated blobs converge long before 100 iterations: once labels
    * stop changing, each centroid is the mean of the rows assigned to it. */
   dkm_source *src;
@@ -225,7 +213,7 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
     p.tol = 0;
     p.max_iter = 10;
     p.metric = (dkm_metric)metric;
-    dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+    dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     assert_int_equal(r->n_iter, 10);
     uint32_t repaired = 0;
     for (uint32_t t = 0; t < r->n_iter; t++)
@@ -242,7 +230,7 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
   dkm_params_init(&p);
   p.k = 5;
   p.max_iter = 50;
-  dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   assert_true(r->objective == 0);
   assert_int_equal(r->n_iter, 2); /* |0 - 0| <= tol * 0 at the second */
   assert_int_equal(r->iters[0].repaired, 4);
@@ -266,7 +254,7 @@ static void thousands_of_empty_clusters_are_all_repaired(void **state) {
   p.max_iter = 3;
   p.max_points_per_centroid = 0;
   p.n_threads = 2;
-  dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   /* Every iteration leaves all but (at most) ten clusters empty. */
   for (uint32_t t = 0; t < r->n_iter; t++)
     assert_true(r->iters[t].repaired >= K - 10);
@@ -291,11 +279,11 @@ static void kmeanspp_starts_lower_than_random(void **state) {
     p.k = K;
     p.max_iter = 1;
     p.seed = seed;
-    dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+    dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     sum_random += r->iters[0].objective;
     dkm_result_free(r);
     p.init = DKM_INIT_KMEANSPP;
-    r = train_ok(f->ctx, &p, x, N, D);
+    r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     sum_pp += r->iters[0].objective;
     dkm_result_free(r);
   }
@@ -317,7 +305,7 @@ static void given_init_is_used(void **state) {
   p.max_iter = 1;
   p.init = DKM_INIT_GIVEN;
   p.init_centroids = init;
-  dkm_result *r = train_ok(f->ctx, &p, x, 6, 1);
+  dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, 6, 1);
   assert_true(r->centroids[0] == 0.0f);
   assert_true(r->centroids[1] == 36.0f / 5.0f);
   assert_int_equal(r->cluster_sizes[0], 1);
@@ -339,7 +327,7 @@ static void cosine_centroids_have_unit_norm(void **state) {
   p.metric = DKM_METRIC_COSINE;
   for (int init = DKM_INIT_RANDOM; init <= DKM_INIT_KMEANSPP; init++) {
     p.init = (dkm_init)init;
-    dkm_result *r = train_ok(f->ctx, &p, x, N, D);
+    dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     for (int c = 0; c < K; c++) {
       double n2 = 0;
       for (int j = 0; j < D; j++)
@@ -383,9 +371,9 @@ static void best_of_several_runs_is_kept(void **state) {
   /* Run 0 of n_redo = 4 is the n_redo = 1 run, so four runs can only do
    * better, and keep run 0's result when it wins. */
   p.n_redo = 1;
-  dkm_result *one = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *one = dkm_test_train_rows(f->ctx, &p, x, N, D);
   p.n_redo = 4;
-  dkm_result *four = train_ok(f->ctx, &p, x, N, D);
+  dkm_result *four = dkm_test_train_rows(f->ctx, &p, x, N, D);
   assert_true(four->objective <= one->objective);
   assert_true(four->best_run < 4);
   if (four->best_run == 0)

@@ -33,31 +33,10 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* Trains over the N x D rows x (every comparison below must then match bit
+ * for bit, timings aside). */
 static dkm_result *train(dkm_ctx *ctx, const dkm_params *p, const float *x) {
-  dkm_source *src;
-  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, N, D, &src), DKM_OK);
-  dkm_result *r = NULL;
-  dkm_status s = dkm_train(ctx, p, src, &r);
-  if (s != DKM_OK)
-    fail_msg("dkm_train: %s: %s", dkm_status_name(s), dkm_ctx_errmsg(ctx));
-  dkm_source_close(src);
-  return r;
-}
-
-/* Everything but the timings must match bit for bit. */
-static void assert_same_result(const dkm_result *a, const dkm_result *b, const char *what) {
-  if (memcmp(a->centroids, b->centroids, sizeof(float) * a->k * a->dim) != 0)
-    fail_msg("%s: centroids differ", what);
-  assert_int_equal(a->n_iter, b->n_iter);
-  assert_memory_equal(&a->objective, &b->objective, sizeof(double));
-  assert_int_equal(a->best_run, b->best_run);
-  assert_memory_equal(a->cluster_sizes, b->cluster_sizes, sizeof(uint64_t) * a->k);
-  for (uint32_t t = 0; t < a->n_iter; t++) {
-    assert_memory_equal(&a->iters[t].objective, &b->iters[t].objective, sizeof(double));
-    assert_memory_equal(&a->iters[t].imbalance, &b->iters[t].imbalance, sizeof(double));
-    assert_int_equal(a->iters[t].repaired, b->iters[t].repaired);
-  }
-  assert_int_equal(a->sample_rows, b->sample_rows);
+  return dkm_test_train_rows(ctx, p, x, N, D);
 }
 
 static void check_threads_and_blocks(const float *x, uint32_t k, dkm_metric metric, dkm_init init,
@@ -91,7 +70,7 @@ static void check_threads_and_blocks(const float *x, uint32_t k, dkm_metric metr
     snprintf(what, sizeof what, "metric %d init %d mppc %llu: %u threads, blocks of %llu",
              (int)metric, (int)init, (unsigned long long)mppc, threads[i],
              (unsigned long long)blocks[i]);
-    assert_same_result(ref, r, what);
+    dkm_test_assert_same_result(ref, r, what);
     dkm_result_free(r);
   }
   dkm_result_free(ref);
@@ -155,7 +134,7 @@ static void memory_and_disk_storage_identical(void **state) {
       assert_int_equal(disk->from_source, 0);
       assert_int_equal(disk->spill_bytes, (uint64_t)disk->sample_rows * D * sizeof(float));
       assert_int_equal(disk->sample_rows, sub ? 150 * 60 : N);
-      assert_same_result(mem, disk, "memory vs disk");
+      dkm_test_assert_same_result(mem, disk, "memory vs disk");
       dkm_result_free(mem);
       dkm_result_free(disk);
       assert_int_equal(dkm_test_count_entries(dir), 0);
