@@ -14,6 +14,7 @@
 
 #include "gemm.h"
 #include "storage/sample.h"
+#include "storage/spill.h"
 #include "train.h"
 
 /* Relative perturbation of the two halves of a split cluster. */
@@ -303,10 +304,10 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->from_source = sp.from_source;
   out->spill_bytes = sp.spill_bytes;
   out->memory_limit = sp.memory_limit;
-  /* Drawing the sample reads the source through one block buffer (and, when
-   * spilling, a staging buffer of the same size); training in place draws
-   * nothing. Which mode trains in place is sample.c's rule. */
-  uint64_t gather = sp.gather_block_rows * sp.dim * sizeof(float) * 2;
+  /* Drawing the sample reads the source through one block buffer and its
+   * list of chosen rows; training in place draws nothing. Which mode trains
+   * in place is sample.c's rule. */
+  uint64_t gather = sp.gather_block_rows * (sp.dim * sizeof(float) + sizeof(uint32_t));
   int whole = sp.sample_rows == sp.rows;
   int resident = (src->flags & DKM_SOURCE_RESIDENT) != 0;
   int mem_in_place = whole && resident;
@@ -316,8 +317,12 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
    * resident store or array. */
   out->memory_mode_bytes = (mem_in_place ? 0 : sp.sample_bytes) +
                            DKM__MAX(trainer_bytes(&sp, params, w, 1), mem_in_place ? 0 : gather);
-  /* Disk mode: no sample in RAM; the trainer streams blocks. */
-  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&sp, params, w, 0), disk_in_place ? 0 : gather);
+  /* Disk mode: no sample in RAM; the trainer streams blocks. A spill holds
+   * its write buffer while the sample is drawn (freed before training). */
+  uint64_t disk_gather = disk_in_place ? 0 : gather;
+  if (sp.spill_bytes != 0)
+    disk_gather += dkm__spill_buffer_bytes(sp.sample_rows, sp.dim);
+  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&sp, params, w, 0), disk_gather);
   return DKM_OK;
 }
 

@@ -214,18 +214,13 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
   dkm_status s = DKM_OK;
   memory_store *store = NULL;
   dkm__spill *spill = NULL;
-  float *buf = NULL, *staging = NULL;
+  float *buf = NULL;
   uint32_t *picked = NULL;
   if (plan->storage == DKM_STORAGE_MEMORY) {
     s = store_create(ctx, src, m, plan->sample_bytes, &store);
   } else {
     const char *dir = params->tmp_dir != NULL ? params->tmp_dir : "/tmp";
     s = dkm__spill_create(ctx, dir, m, dim, &spill);
-    if (s == DKM_OK) {
-      staging = dkm__alloc_aligned(ctx, block_bytes, "the spill buffer");
-      if (staging == NULL)
-        s = DKM_ERR_NOMEM;
-    }
   }
   if (s == DKM_OK) {
     buf = dkm__alloc_aligned(ctx, block_bytes, "a block of rows");
@@ -266,12 +261,22 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
           s = dkm__describe_bad_row(ctx, src->name, first + picked[p], x, dim);
           break;
         }
-        float *dst = store != NULL ? store->data + (size_t)(chosen - np + p) * dim
-                                   : staging + (size_t)p * dim;
-        memcpy(dst, x, (size_t)dim * sizeof(float));
+        if (store != NULL)
+          memcpy(store->data + (size_t)(chosen - np + p) * dim, x, (size_t)dim * sizeof(float));
       }
-      if (s == DKM_OK && spill != NULL)
-        s = dkm__spill_append(ctx, spill, staging, np);
+      /* The spill takes each run of consecutive chosen rows straight from
+       * the block just read: it gathers short runs in its write buffer and
+       * writes runs of a buffer's worth or more from our memory, so the
+       * sample is copied at most once on its way to the file (and mostly
+       * not at all when every row is chosen: a whole block is then one run
+       * the size of the write buffer). */
+      for (uint32_t p = 0; s == DKM_OK && spill != NULL && p < np;) {
+        uint32_t q = p + 1;
+        while (q < np && picked[q] == picked[q - 1] + 1)
+          q++;
+        s = dkm__spill_append(ctx, spill, rows + (size_t)(picked[p] - lo) * dim, q - p);
+        p = q;
+      }
     }
     double now = dkm__now();
     if (s == DKM_OK && now - last_report >= 0.25) {
@@ -286,7 +291,6 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
       s = dkm_ctx_set_error(ctx, DKM_ERR_CANCELLED, "cancelled while drawing the sample");
   }
   dkm__free_aligned(ctx, buf);
-  dkm__free_aligned(ctx, staging);
   dkm__free(ctx, picked);
   if (s == DKM_OK && spill != NULL) {
     dkm__spill *sp = spill;
