@@ -2,10 +2,12 @@
  * test_support.c - see test_support.h.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,4 +191,18 @@ void dkm_test_assert_same_result(const dkm_result *a, const dkm_result *b, const
     assert_memory_equal(&a->iters[t].imbalance, &b->iters[t].imbalance, sizeof(double));
     assert_int_equal(a->iters[t].repaired, b->iters[t].repaired);
   }
+}
+
+char *dkm_test_mount_tmpfs(const char *tag, unsigned long flags) {
+  char *dir = dkm_test_mkdtemp(tag);
+  assert_non_null(dir);
+  if (mount("tmpfs", dir, "tmpfs", flags, "size=1m") != 0)
+    fail_msg("mount tmpfs on %s: %s", dir, strerror(errno));
+  return dir;
+}
+
+void dkm_test_unmount_tmpfs(char *dir) {
+  assert_int_equal(umount(dir), 0);
+  dkm_test_rmtree(dir);
+  free(dir);
 }

@@ -41,6 +41,13 @@ float *dkm_test_blobs(uint64_t rows, uint32_t dim, uint32_t clusters, double sig
 char *dkm_test_mkdtemp(const char *tag);
 /* Removes a directory tree made by dkm_test_mkdtemp. */
 void dkm_test_rmtree(const char *path);
+/* A 1 MiB tmpfs mounted (mount flags such as MS_RDONLY, or 0) on a fresh
+ * scratch directory named after tag; fails the test if it cannot be. Only
+ * for a process that moved into a mount namespace of its own (so the mount
+ * is private and vanishes with it). Returned malloc'ed. */
+char *dkm_test_mount_tmpfs(const char *tag, unsigned long flags);
+/* Unmounts it (asserted), removes the directory and frees dir. */
+void dkm_test_unmount_tmpfs(char *dir);
 /* Number of entries (other than . and ..) in a directory; -1 if unreadable. */
 int dkm_test_count_entries(const char *path);
 

@@ -679,20 +679,6 @@ static void test_disk_sigkill_mid_iteration_leaves_nothing(void **state) {
 
 /* --- out of space, unusable directories ------------------------------------ */
 
-static char *mount_tmpfs(const char *tag, unsigned long flags) {
-  char *dir = dkm_test_mkdtemp(tag);
-  assert_non_null(dir);
-  if (mount("tmpfs", dir, "tmpfs", flags, "size=1m") != 0)
-    fail_msg("mount tmpfs on %s: %s", dir, strerror(errno));
-  return dir;
-}
-
-static void unmount_tmpfs(char *dir) {
-  assert_int_equal(umount(dir), 0);
-  dkm_test_rmtree(dir);
-  free(dir);
-}
-
 static void expect_spill_error(const char *dir, dkm_status expect) {
   /* 2 MiB of sample (4096 x 128 float32) */
   const uint64_t n = 4096;
@@ -724,10 +710,10 @@ static void test_disk_full_directory_is_nospace(void **state) {
   (void)state;
   if (!can_mount)
     skip();
-  char *dir = mount_tmpfs("disk-full", 0);
+  char *dir = dkm_test_mount_tmpfs("disk-full", 0);
   expect_spill_error(dir, DKM_ERR_NOSPACE);
   assert_int_equal(dkm_test_count_entries(dir), 0);
-  unmount_tmpfs(dir);
+  dkm_test_unmount_tmpfs(dir);
 }
 
 /* A limit statvfs cannot see: the file size limit. The space reservation
@@ -750,9 +736,9 @@ static void test_disk_read_only_directory_is_io_error(void **state) {
   (void)state;
   if (!can_mount)
     skip();
-  char *dir = mount_tmpfs("disk-ro", MS_RDONLY);
+  char *dir = dkm_test_mount_tmpfs("disk-ro", MS_RDONLY);
   expect_spill_error(dir, DKM_ERR_IO);
-  unmount_tmpfs(dir);
+  dkm_test_unmount_tmpfs(dir);
 }
 
 static void test_disk_missing_directory_is_io_error(void **state) {

@@ -400,29 +400,14 @@ static void test_spill_unusable_directory_is_an_io_error(void **state) {
   free(dir);
 }
 
-/* A tmpfs mounted with options (e.g. "size=1m") on a fresh directory. */
-static char *mount_tmpfs(const char *tag, const char *options) {
-  char *dir = dkm_test_mkdtemp(tag);
-  assert_non_null(dir);
-  if (mount("tmpfs", dir, "tmpfs", 0, options) != 0)
-    fail_msg("mount tmpfs on %s: %s", dir, strerror(errno));
-  return dir;
-}
-
-static void unmount_tmpfs(char *dir) {
-  assert_int_equal(umount(dir), 0);
-  dkm_test_rmtree(dir);
-  free(dir);
-}
-
 static void test_spill_read_only_directory_is_an_io_error(void **state) {
   (void)state;
   if (!can_mount)
     skip();
-  char *dir = mount_tmpfs("spill-ro", "size=1m");
+  char *dir = dkm_test_mount_tmpfs("spill-ro", 0);
   assert_int_equal(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, "size=1m"), 0);
   expect_io_error(dir, "read-only tmpfs");
-  unmount_tmpfs(dir);
+  dkm_test_unmount_tmpfs(dir);
 }
 
 static void test_spill_too_big_for_the_directory_is_nospace(void **state) {
@@ -430,7 +415,7 @@ static void test_spill_too_big_for_the_directory_is_nospace(void **state) {
   if (!can_mount)
     skip();
   fixture f;
-  fixture_open(&f, mount_tmpfs("spill-small", "size=1m"));
+  fixture_open(&f, dkm_test_mount_tmpfs("spill-small", 0));
   dkm__spill *s = NULL;
   /* 2 MiB into 1 MiB: the statvfs check refuses before any file exists. */
   assert_int_equal(dkm__spill_create(f.ctx, f.dir, 4096, 128, &s), DKM_ERR_NOSPACE);
@@ -440,7 +425,7 @@ static void test_spill_too_big_for_the_directory_is_nospace(void **state) {
   assert_non_null(strstr(msg, "2097152 bytes"));
   assert_nothing_left(&f);
   dkm_ctx_free(f.ctx);
-  unmount_tmpfs(f.dir);
+  dkm_test_unmount_tmpfs(f.dir);
 }
 
 /* The room is reserved at create: once the spill exists, another writer
@@ -449,7 +434,7 @@ static void test_spill_reserves_its_room_at_create(void **state) {
   (void)state;
   if (!can_mount)
     skip();
-  char *dir = mount_tmpfs("spill-race", "size=1m");
+  char *dir = dkm_test_mount_tmpfs("spill-race", 0);
   dkm_ctx *ctx = dkm_ctx_create(NULL);
   /* Fill the tmpfs up except for 64 KiB. */
   char path[4096];
@@ -480,7 +465,7 @@ static void test_spill_reserves_its_room_at_create(void **state) {
   assert_int_equal(dkm_test_count_entries(dir), 1);
   free(x);
   dkm_ctx_free(ctx);
-  unmount_tmpfs(dir);
+  dkm_test_unmount_tmpfs(dir);
 }
 
 static void set_fsize_limit(rlim_t bytes) {
