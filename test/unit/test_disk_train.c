@@ -30,7 +30,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "storage/spill.h"
 #include "test_support.h"
 
 static bool can_mount;
@@ -443,10 +442,7 @@ static void test_disk_plan_bounds_the_memory_training_uses(void **state) {
     dkm_result *res = dkm_test_train(ctx, &p, cases[c].src);
     double peak = (double)(counter.peak - before);
     if (cases[c].storage == DKM_STORAGE_DISK) {
-      /* The plan does not count the spill's write buffer (yet): add it. */
       double planned = (double)plan.disk_mode_bytes;
-      if (plan.spill_bytes != 0)
-        planned += (double)dkm__spill_buffer_bytes(plan.sample_rows, dim);
       if (peak > 1.05 * planned)
         fail_msg("case %zu: disk mode allocated %.0f bytes, planned %.0f", c, peak, planned);
       assert_true(peak < (double)plan.sample_bytes / 4);
