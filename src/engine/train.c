@@ -3,10 +3,10 @@
  * Lloyd iterations; and dkm_plan_training(), which says what that costs.
  *
  * One iteration is one pass over the sample: every tile of rows is labelled
- * by the kernel (parallel over tiles), then the block's rows are added to the
- * centroid sums (parallel over columns, each worker walking the rows in
- * order), so every sum sees the rows in the same order whatever the thread
- * count and block size. Sums are in double, centroids are (float)(sum/n).
+ * by the kernel (parallel over tiles), and the labelled tiles are added to
+ * the centroid sums in tile order by one worker at a time, right after their
+ * labelling, so every sum sees the rows in the same order whatever the
+ * thread count and block size. Sums are in double, centroids are (float)(sum/n).
  */
 #include <assert.h>
 #include <math.h>
@@ -39,29 +39,6 @@ void dkm_result_free(dkm_result *result) {
 
 /* --- one pass: label, then accumulate ------------------------------------ */
 
-static uint64_t lloyd_tile(void *user, uint32_t worker, uint64_t first, const float *x,
-                           uint32_t count) {
-  dkm__trainer *t = user;
-  uint64_t off = first - t->eng.block_first;
-  uint32_t bad = dkm__assign_tile(&t->kern, x, count, t->scratch[worker], t->labels + off,
-                                  t->dist + off, t->inv + off);
-  return bad == UINT32_MAX ? UINT64_MAX : first + bad;
-}
-
-/* The update of one block is cut into chunks handed out dynamically, so
- * that a worker the system has paused does not hold the others up: chunk 0
- * is the counts and the objective (row order, one worker), the others are
- * slices of columns, each walked over every row in order. Whoever takes a
- * chunk, every sum sees the rows in row order. */
-typedef struct update_job {
-  dkm__trainer *t;
-  const float *x;
-  uint64_t count;
-  uint32_t cols_per_chunk; /* a multiple of 8 doubles: whole cache lines */
-  uint32_t n_chunks;       /* 1 + column slices */
-  uint32_t next;           /* atomic */
-} update_job;
-
 /* The inner loops of the update, compiled for AVX-512 and AVX2 as well as
  * the baseline and picked when the library loads. They add element by
  * element, so every version computes the same sums. */
@@ -88,57 +65,89 @@ add_row_scaled(double *restrict s, const float *restrict x, double w, uint32_t n
     s[j] += (double)x[j] * w;
 }
 
-static void add_columns(const update_job *job, uint32_t j0, uint32_t j1) {
-  const dkm__trainer *t = job->t;
+/* Adds one labelled tile (rows off.. of the block) to the counts, the
+ * objective and the sums, row by row. */
+static void add_tile(dkm__trainer *t, uint32_t tile) {
+  const dkm__engine *eng = &t->eng;
   const uint32_t dim = t->dim;
   const int cosine = t->metric == DKM_METRIC_COSINE;
-  for (uint64_t r = 0; r < job->count; r++) {
-    const float *x = job->x + r * dim + j0;
-    double *s = t->sums + (size_t)t->labels[r] * dim + j0;
-    /* The rows' clusters are known for the whole block: fetch the sums a
-     * few rows ahead into cache (this loop was bound by their latency). */
-    if (r + 6 < job->count) {
-      const char *ahead = (const char *)(t->sums + (size_t)t->labels[r + 6] * dim + j0);
-      for (uint32_t b = 0; b < (j1 - j0) * sizeof(double); b += 64)
+  uint64_t off = (uint64_t)tile * eng->tile_rows;
+  uint64_t end = DKM__MIN(off + eng->tile_rows, eng->block_count);
+  double obj = t->objective;
+  for (uint64_t r = off; r < end; r++) {
+    const float *x = eng->block + r * dim;
+    uint32_t c = (uint32_t)t->labels[r];
+    double *s = t->sums + (size_t)c * dim;
+    /* The rows' clusters are known for the whole tile: fetch the sums a few
+     * rows ahead into cache (this loop is bound by their latency). */
+    if (r + 4 < end) {
+      const char *ahead = (const char *)(t->sums + (size_t)t->labels[r + 4] * dim);
+      for (size_t b = 0; b < (size_t)dim * sizeof(double); b += 64)
         __builtin_prefetch(ahead + b, 1);
     }
+    t->counts[c]++;
+    obj += (double)t->dist[r];
     if (cosine)
-      add_row_scaled(s, x, (double)t->inv[r], j1 - j0);
+      add_row_scaled(s, x, (double)t->inv[r], dim);
     else
-      add_row(s, x, j1 - j0);
+      add_row(s, x, dim);
   }
+  t->objective = obj;
 }
 
-static void update_job_run(void *arg, uint32_t worker, uint32_t n_workers) {
-  update_job *job = arg;
-  dkm__trainer *t = job->t;
+/* Adds the labelled tiles that come next in order, if no other worker is
+ * doing so. The tiles are added right after their labelling, while their
+ * rows are still in cache: a second pass over a block larger than the
+ * caches was bound by memory bandwidth and did not scale with threads. Tile
+ * order, with one adder at a time, keeps every sum seeing the rows in row
+ * order whatever the thread count and block size. A tile whose labelling
+ * ends while another worker adds is either seen by that worker when it
+ * looks again after letting go (sequentially consistent flag and marks), or
+ * taken by this one; lloyd_block adds whatever is left in any case. */
+static void add_ready_tiles(dkm__trainer *t) {
+  const uint32_t tiles = t->eng.block_tiles;
   for (;;) {
-    uint32_t c = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
-    if (c >= job->n_chunks)
-      break;
-    if (c == 0) {
-      double obj = t->objective;
-      for (uint64_t r = 0; r < job->count; r++) {
-        t->counts[t->labels[r]]++;
-        obj += (double)t->dist[r];
-      }
-      t->objective = obj;
-    } else {
-      uint32_t j0 = (c - 1) * job->cols_per_chunk;
-      add_columns(job, j0, DKM__MIN(j0 + job->cols_per_chunk, t->dim));
+    int idle = 0;
+    if (!__atomic_compare_exchange_n(&t->busy, &idle, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+      return;
+    uint32_t i = t->next;
+    while (i < tiles && __atomic_load_n(&t->ready[i], __ATOMIC_ACQUIRE)) {
+      add_tile(t, i);
+      i++;
     }
+    __atomic_store_n(&t->next, i, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->busy, 0, __ATOMIC_SEQ_CST);
+    if (i >= tiles || !__atomic_load_n(&t->ready[i], __ATOMIC_SEQ_CST))
+      return;
   }
 }
 
+static uint64_t lloyd_tile(void *user, uint32_t worker, uint64_t first, const float *x,
+                           uint32_t count) {
+  dkm__trainer *t = user;
+  uint64_t off = first - t->eng.block_first;
+  uint32_t bad = dkm__assign_tile(&t->kern, x, count, t->scratch[worker], t->labels + off,
+                                  t->dist + off, t->inv + off);
+  if (bad != UINT32_MAX) /* the pass fails: nothing more to add */
+    return first + bad;
+  __atomic_store_n(&t->ready[off / t->eng.tile_rows], 1, __ATOMIC_SEQ_CST);
+  add_ready_tiles(t);
+  return UINT64_MAX;
+}
+
+/* Every tile of the block is labelled and all workers are back: add what is
+ * left (normally nothing), and get ready for the next block. */
 static dkm_status lloyd_block(void *user, uint64_t first, const float *x, uint64_t count) {
   dkm__trainer *t = user;
-  const uint32_t workers = t->eng.n_workers, dim = t->dim;
-  /* About four slices per worker (one slice when alone), whole cache lines. */
-  uint32_t slices = workers == 1 ? 1 : 4 * workers;
-  uint32_t cols = (dim + slices - 1) / slices;
-  cols = (cols + 7) & ~7u;
-  update_job job = {t, x, count, cols, 1 + (dim + cols - 1) / cols, 0};
-  dkm__pool_run(t->eng.pool, update_job_run, &job);
+  (void)first;
+  (void)x;
+  (void)count;
+  for (uint32_t i = t->next; i < t->eng.block_tiles; i++) {
+    assert(t->ready[i]);
+    add_tile(t, i);
+  }
+  memset(t->ready, 0, (size_t)t->eng.block_tiles * sizeof *t->ready);
+  t->next = 0;
   return DKM_OK;
 }
 
@@ -266,6 +275,7 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
+  bytes += b / sp->tile_rows * sizeof(uint32_t);       /* tile marks */
   bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + sp->tile_rows) * sizeof(float);
   if (!resident) /* two block buffers being read into */
     bytes += 2 * b * dim * sizeof(float);
@@ -352,6 +362,7 @@ static void trainer_free(dkm__trainer *t) {
   dkm__free(ctx, t->labels);
   dkm__free(ctx, t->dist);
   dkm__free(ctx, t->inv);
+  dkm__free(ctx, t->ready);
   dkm__free(ctx, t->sums);
   dkm__free(ctx, t->counts);
   dkm__free(ctx, t->fenwick);
@@ -384,8 +395,12 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   t->labels = dkm__alloc_or_fail(ctx, b * sizeof(int32_t), "the block's labels");
   t->dist = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's distances");
   t->inv = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's norms");
+  t->ready = dkm__calloc(ctx, b / sp->tile_rows, sizeof(uint32_t));
+  if (t->ready == NULL)
+    dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the block's tile marks");
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
-      t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL)
+      t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL ||
+      t->ready == NULL)
     return DKM_ERR_NOMEM;
   t->bias = dkm__alloc_aligned(ctx, dkm__packed_floats(k, 1) * sizeof(float), "the centroid terms");
   if (t->bias == NULL)
@@ -437,6 +452,9 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
     memset(t->sums, 0, (size_t)k * dim * sizeof(double));
     memset(t->counts, 0, (size_t)k * sizeof(uint64_t));
     t->objective = 0;
+    memset(t->ready, 0, (size_t)(t->eng.block_rows / t->eng.tile_rows) * sizeof *t->ready);
+    t->next = 0;
+    t->busy = 0;
     t->eng.progress.phase = DKM_PHASE_ITERATE;
     t->eng.progress.run = run;
     t->eng.progress.iteration = it;

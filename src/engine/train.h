@@ -30,6 +30,12 @@ typedef struct dkm__trainer {
   uint64_t *counts;
   uint64_t *fenwick; /* k + 1: donor weights for repairs */
   double objective;
+  /* The update follows the labelling tile by tile, in tile order (see
+   * train.c): ready[i] is set once tile i of the block is labelled; next is
+   * the first tile not yet added; busy says a worker is adding. */
+  uint32_t *ready; /* block_rows / tile_rows */
+  uint32_t next;
+  int busy;
   dkm__rng rng; /* the current run's */
 } dkm__trainer;
 
