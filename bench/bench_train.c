@@ -75,27 +75,11 @@ static void usage(FILE *out) {
 }
 
 static int parse_u64(const char *text, const char *what, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(text, &end, 10);
-  if (errno || end == text || *end != '\0' || text[0] == '-') {
-    fprintf(stderr, "bench_train: %s must be a non-negative integer, got '%s'\n", what, text);
-    return -1;
-  }
-  *out = v;
-  return 0;
+  return bench_parse_u64("bench_train", text, what, out);
 }
 
 static int parse_u32(const char *text, const char *what, uint32_t *out) {
-  uint64_t v;
-  if (parse_u64(text, what, &v) != 0)
-    return -1;
-  if (v > UINT32_MAX) {
-    fprintf(stderr, "bench_train: %s is too large: '%s'\n", what, text);
-    return -1;
-  }
-  *out = (uint32_t)v;
-  return 0;
+  return bench_parse_u32("bench_train", text, what, 0, UINT32_MAX, out);
 }
 
 static int parse_shape(const char *text, options *opt) {

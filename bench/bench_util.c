@@ -337,3 +337,28 @@ done:
   free(ids);
   return rc;
 }
+
+int bench_parse_u64(const char *prog, const char *text, const char *what, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || end == text || *end != '\0' || text[0] == '-') {
+    fprintf(stderr, "%s: %s must be a non-negative integer, got '%s'\n", prog, what, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int bench_parse_u32(const char *prog, const char *text, const char *what, uint32_t min,
+                    uint32_t max, uint32_t *out) {
+  uint64_t v;
+  if (bench_parse_u64(prog, text, what, &v) != 0)
+    return -1;
+  if (v < min || v > max) {
+    fprintf(stderr, "%s: %s must be between %u and %u, got '%s'\n", prog, what, min, max, text);
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}

@@ -13,6 +13,12 @@
 /* Seconds on a monotonic clock. */
 double bench_now(void);
 
+/* Strict decimal parsers for the benchmarks' options: 0 on success, -1
+ * after printing "PROG: WHAT must be ..." on stderr. */
+int bench_parse_u64(const char *prog, const char *text, const char *what, uint64_t *out);
+int bench_parse_u32(const char *prog, const char *text, const char *what, uint32_t min,
+                    uint32_t max, uint32_t *out);
+
 /* Peak resident set size of this process image, in bytes (VmHWM). */
 uint64_t bench_peak_rss_bytes(void);
 
