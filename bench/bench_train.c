@@ -34,6 +34,7 @@ typedef struct options {
   uint64_t gen_rows;
   uint32_t gen_dim;
   const char *init;
+  dkm_init init_method; /* without --init */
   uint32_t k;
   uint32_t iters;
   double tol;
@@ -59,7 +60,9 @@ static void usage(FILE *out) {
           "  --generate N,D       N rows of D standard normal float32 values (seeded)\n"
           "  --init FILE          initial centroids, one per row (any format --data takes);\n"
           "                       k is its row count and init is DKM_INIT_GIVEN\n"
-          "  --k K                clusters, with random initial rows (when no --init)\n"
+          "  --k K                clusters (when no --init)\n"
+          "  --init-method M      without --init: random, kmeans++ or greedy-kmeans++\n"
+          "                       (default random)\n"
           "  --iters N            Lloyd iterations (default 10)\n"
           "  --tol X              tolerance (default 0: run every iteration)\n"
           "  --threads T          worker threads (default 0 = all cores)\n"
@@ -110,6 +113,7 @@ static int parse_options(int argc, char **argv, options *opt) {
     O_RAW_DTYPE,
     O_GENERATE,
     O_INIT,
+    O_INIT_METHOD,
     O_K,
     O_ITERS,
     O_TOL,
@@ -131,6 +135,7 @@ static int parse_options(int argc, char **argv, options *opt) {
       {"raw-dtype", required_argument, NULL, O_RAW_DTYPE},
       {"generate", required_argument, NULL, O_GENERATE},
       {"init", required_argument, NULL, O_INIT},
+      {"init-method", required_argument, NULL, O_INIT_METHOD},
       {"k", required_argument, NULL, O_K},
       {"iters", required_argument, NULL, O_ITERS},
       {"tol", required_argument, NULL, O_TOL},
@@ -180,6 +185,22 @@ static int parse_options(int argc, char **argv, options *opt) {
     case O_INIT:
       opt->init = optarg;
       break;
+    case O_INIT_METHOD: {
+      int found = 0;
+      for (int i = DKM_INIT_RANDOM; dkm_init_name((dkm_init)i) != NULL; i++)
+        if (i != DKM_INIT_GIVEN && strcmp(optarg, dkm_init_name((dkm_init)i)) == 0) {
+          opt->init_method = (dkm_init)i;
+          found = 1;
+        }
+      if (!found) {
+        fprintf(
+            stderr,
+            "bench_train: --init-method must be random, kmeans++ or greedy-kmeans++, got '%s'\n",
+            optarg);
+        return 1;
+      }
+      break;
+    }
     case O_K:
       if (parse_u32(optarg, "--k", &opt->k) != 0)
         return -1;
@@ -519,6 +540,7 @@ int main(int argc, char **argv) {
   params.block_rows = opt.block_rows;
   params.tmp_dir = opt.tmp_dir;
   params.seed = opt.seed;
+  params.init = opt.init_method;
   if (opt.init) {
     uint64_t k;
     uint32_t d;

@@ -260,9 +260,15 @@ DKM_API void dkm_source_close(dkm_source *src);
 /* ------------------------------------------------------------------------ */
 
 typedef enum dkm_init {
-  DKM_INIT_RANDOM = 0, /* k distinct rows drawn at random (default) */
-  DKM_INIT_KMEANSPP,   /* greedy k-means++, 2 + ln k candidates per step */
-  DKM_INIT_GIVEN       /* the caller's centroids (params.init_centroids) */
+  DKM_INIT_RANDOM = 0,     /* k distinct rows drawn at random (default) */
+  DKM_INIT_KMEANSPP,       /* k-means++: each centre a row drawn with probability
+                              proportional to its squared distance to the nearest
+                              centre so far; costs about one Lloyd iteration */
+  DKM_INIT_GIVEN,          /* the caller's centroids (params.init_centroids) */
+  DKM_INIT_GREEDY_KMEANSPP /* greedy k-means++ (as scikit-learn): each step draws
+                              2 + ln k candidates that way and keeps the one that
+                              lowers the objective most; costs about 2 + ln k
+                              Lloyd iterations of arithmetic and k passes */
 } dkm_init;
 
 typedef enum dkm_metric {
@@ -279,7 +285,8 @@ typedef enum dkm_storage {
   DKM_STORAGE_DISK      /* the sample is spilled to a file and streamed */
 } dkm_storage;
 
-/** Short names: "auto", "memory", "disk"; "random", "kmeans++", "given";
+/** Short names: "auto", "memory", "disk"; "random", "kmeans++", "given",
+ *  "greedy-kmeans++";
  *  "l2", "cosine", "ip". NULL for a value out of range. */
 DKM_API const char *dkm_storage_name(dkm_storage storage);
 DKM_API const char *dkm_init_name(dkm_init init);

@@ -63,8 +63,11 @@ static int train_option(const cli_scanner *s, int id, const char *v, void *args)
       p->init = DKM_INIT_RANDOM;
     } else if (strcmp(v, "kmeans++") == 0) {
       p->init = DKM_INIT_KMEANSPP;
+    } else if (strcmp(v, "greedy-kmeans++") == 0) {
+      p->init = DKM_INIT_GREEDY_KMEANSPP;
     } else if (v[0] == '\0') {
-      return cli_usage_error("train", "--init: empty value (random, kmeans++ or a file)");
+      return cli_usage_error("train",
+                             "--init: empty value (random, kmeans++, greedy-kmeans++ or a file)");
     } else {
       p->init = DKM_INIT_GIVEN;
       a->init_file = v;

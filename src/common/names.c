@@ -72,7 +72,7 @@ int dkm_format_parse(const char *name, dkm_format *out) {
 }
 
 static const char *const storage_names[] = {"auto", "memory", "disk"};
-static const char *const init_names[] = {"random", "kmeans++", "given"};
+static const char *const init_names[] = {"random", "kmeans++", "given", "greedy-kmeans++"};
 static const char *const metric_names[] = {"l2", "cosine", "ip"};
 
 const char *dkm_storage_name(dkm_storage s) {

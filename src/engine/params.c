@@ -49,8 +49,9 @@ dkm_status dkm_params_check(dkm_ctx *ctx, const dkm_params *params) {
                              params->tol);
   if (params->n_redo == 0)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "n_redo must be at least 1");
-  if ((unsigned)params->init > DKM_INIT_GIVEN)
-    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "init is %d; it must be random, kmeans++ or given",
+  if ((unsigned)params->init > DKM_INIT_GREEDY_KMEANSPP)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM,
+                             "init is %d; it must be random, kmeans++, greedy-kmeans++ or given",
                              (int)params->init);
   if (params->init == DKM_INIT_GIVEN && params->init_centroids == NULL)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM,

@@ -282,7 +282,9 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   else /* allocated but never touched by a resident source */
     bytes += 0;
   if (params->init == DKM_INIT_KMEANSPP)
-    bytes += dkm__kmeanspp_bytes(sp->sample_rows, params->k, sp->dim, sp->tile_rows);
+    bytes += dkm__kmeanspp_bytes(sp->sample_rows, params->k, sp->dim, sp->tile_rows, n_workers);
+  else if (params->init == DKM_INIT_GREEDY_KMEANSPP)
+    bytes += dkm__greedy_kmeanspp_bytes(sp->sample_rows, params->k, sp->dim, sp->tile_rows);
   return bytes;
 }
 

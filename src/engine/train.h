@@ -43,7 +43,14 @@ typedef struct dkm__trainer {
  * t->rng. */
 dkm_status dkm__init_centroids(dkm__trainer *t, uint32_t run);
 
-/* Scratch floats kmeans++ needs beyond the trainer (for the plan). */
-uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows);
+/* The k-means++ initialisations (kmeanspp.c, kmeanspp_greedy.c): fill
+ * t->centroids for the run whose RNG is t->rng. */
+dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run);
+dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run);
+
+/* Scratch bytes they need beyond the trainer (for the plan). */
+uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows,
+                             uint32_t n_workers);
+uint64_t dkm__greedy_kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows);
 
 #endif

@@ -89,6 +89,15 @@ assert s["params"]["init"] == "kmeans++" and s["params"]["n_redo"] == 3 and s["p
 assert 0 <= s["best_run"] < 3 and s["objective"] > 0
 PYEOF
 
+check "--init greedy-kmeans++"
+run train "$T/x.npy" -k 5 --init greedy-kmeans++ --seed 9 -o "$T/gkpp.npy" --stats "$T/gkpp.json" -q
+expect_status 0
+"$PY" - "$T/gkpp.json" <<'PYEOF' || fail "greedy-kmeans++ stats"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["params"]["init"] == "greedy-kmeans++" and s["objective"] > 0, s["params"]
+PYEOF
+
 check "--init FILE of the wrong shape, or bad"
 run train "$T/x.npy" -k 5 --init "$T/init4.npy" -o "$T/c2.npy"
 expect_status 1

@@ -4,7 +4,7 @@
  * identical whatever the thread count, the block size and the storage
  * (memory or spilled to disk); and dkm_assign's labels and distances too.
  * The data spans many tiles and blocks, with and without subsampling, for
- * every metric and both random initialisations, with empty-cluster repairs.
+ * every metric and every random initialisation, with empty-cluster repairs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +82,10 @@ static void l2_identical_across_threads_and_blocks(void **state) {
   (void)state;
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 0);
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_L2, DKM_INIT_KMEANSPP, 100, 0);
+  check_threads_and_blocks(data_blobs, 50, DKM_METRIC_L2, DKM_INIT_GREEDY_KMEANSPP, 0, 0);
   check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 1);
+  /* k-means++ runs out of rows off the centres after 40 draws. */
+  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_KMEANSPP, 0, 1);
 }
 
 static void cosine_identical_across_threads_and_blocks(void **state) {
@@ -103,6 +106,9 @@ static void large_k_uses_several_centroid_tiles(void **state) {
   /* k above the centroid tile (512) exercises the running minimum across
    * centroid tiles. */
   check_threads_and_blocks(data_blobs, 1500, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 0);
+  /* k-means++ then applies its pending centres in several batches: when
+   * they reach the cap (256) and when proposals are rejected. */
+  check_threads_and_blocks(data_blobs, 1500, DKM_METRIC_COSINE, DKM_INIT_KMEANSPP, 0, 0);
 }
 
 static void memory_and_disk_storage_identical(void **state) {
