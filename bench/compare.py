@@ -256,8 +256,25 @@ def worker_sklearn(a):
             "baseline_rss_bytes": baseline}
 
 
+def worker_sklearn_init(a):
+    """scikit-learn's k-means++ alone (greedy, 2 + ln k candidates per step,
+    as KMeans(init="k-means++") runs it)."""
+    import sklearn
+    from sklearn.cluster import kmeans_plusplus
+    from threadpoolctl import threadpool_limits
+    x = np.load(a.data)
+    with threadpool_limits(a.threads):
+        t0 = time.perf_counter()
+        c, _ = kmeans_plusplus(x, a.k, random_state=1234)
+        seconds = time.perf_counter() - t0
+    return {"program": "sklearn", "version": sklearn.__version__, "k": a.k,
+            "threads": a.threads, "init_seconds": seconds,
+            "start_objective": objective(x, c), "peak_rss_bytes": rss_bytes()}
+
+
 def run_worker(a):
-    result = {"faiss": worker_faiss, "sklearn": worker_sklearn}[a.worker](a)
+    result = {"faiss": worker_faiss, "sklearn": worker_sklearn,
+              "sklearn-init": worker_sklearn_init}[a.worker](a)
     print(json.dumps(result))
 
 
@@ -315,6 +332,72 @@ class Runner:
                     "seconds": res["seconds"], "gflops_best": res["gflops_best"],
                     "checked": res.get("checked", False), "bad_tiles": res.get("bad_tiles", 0)}
         raise ValueError(program)
+
+
+    def run_init(self, program, w, threads):
+        """One k-means++ initialisation: diskmeans' (plain or greedy, timed
+        with 3 Lloyd iterations in the same process as the yardstick) or
+        scikit-learn's."""
+        if program == "sklearn":
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", "sklearn-init",
+                   "--data", w["data"], "--k", str(w["k"]), "--worker-threads", str(threads)]
+            return self._run(cmd, threads)
+        cmd = [self.args.bench_train, "--data", w["data"], "--k", str(w["k"]), "--init-method",
+               program, "--iters", "3", "--tol", "0", "--threads", str(threads),
+               "--max-points-per-centroid", "0", "--storage", "memory"]
+        r = self._run(cmd, threads)
+        r["start_objective"] = r["iter_objectives"][0]
+        return r
+
+
+INIT_PROGRAMS = ("kmeans++", "greedy-kmeans++", "sklearn")
+
+
+def run_init_setting(args, runner):
+    """The k-means++ table: each initialisation's time, in Lloyd iterations
+    of diskmeans measured in the same run, and the objective it starts from."""
+    rows = []
+    for name in args.init_workloads:
+        w = prepare(name, args.quick, args.data_dir)
+        rounds = args.rounds or (1 if args.quick else 3)
+        for threads in args.threads:
+            runs = {p: [] for p in INIT_PROGRAMS}
+            for r in range(rounds):
+                for p in INIT_PROGRAMS:
+                    log(f"[init] {name} T={threads} round {r + 1}/{rounds}: {p}")
+                    try:
+                        res = runner.run_init(p, w, threads)
+                    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError,
+                            KeyError, IndexError) as e:
+                        msg = str(e).strip().splitlines()
+                        FAILURES.append(f"init {name} T={threads} {p}: "
+                                        f"{msg[0] if msg else type(e).__name__}")
+                        log(f"    FAILED: {e}")
+                        continue
+                    runs[p].append(res)
+                    log(f"    {res['init_seconds']:.3f} s")
+            if not runs["kmeans++"]:
+                continue
+            iteration = statistics.median(r["seconds_per_iter"] for r in runs["kmeans++"])
+            for p in INIT_PROGRAMS:
+                if not runs[p]:
+                    continue
+                seconds = statistics.median(r["init_seconds"] for r in runs[p])
+                rows.append({"workload": name, "threads": threads, "program": p,
+                             "rounds": len(runs[p]), "init_seconds": seconds,
+                             "lloyd_seconds": iteration, "in_iterations": seconds / iteration,
+                             "start_objective": runs[p][0]["start_objective"], "runs": runs[p]})
+    return rows
+
+
+def fmt_init_table(rows, markdown):
+    head = ["workload", "T", "initialisation", "seconds", "in Lloyd iterations",
+            "starting objective"]
+    names = {"kmeans++": "diskmeans kmeans++", "greedy-kmeans++": "diskmeans greedy-kmeans++",
+             "sklearn": "sklearn kmeans_plusplus (greedy)"}
+    body = [[r["workload"], str(r["threads"]), names[r["program"]], f"{r['init_seconds']:.3f}",
+             f"{r['in_iterations']:.2f}", f"{r['start_objective']:.6e}"] for r in rows]
+    return format_rows(head, body, markdown, left=3)
 
 
 def summarize(w, threads, program, runs, x):
@@ -436,16 +519,23 @@ def fmt_table(rows, markdown):
             "" if r["program"] == "ceiling" else f"{r['final_objective']:.6e}",
             "" if r["program"] == "ceiling" else f"{r['peak_rss_bytes'] / 2**20:.0f}",
         ] + [("" if p not in sp or p == r["program"] else f"{sp[p]:.2f}x") for p in PEERS])
+    return format_rows(head, body, markdown, left=3)
+
+
+def format_rows(head, body, markdown, left):
+    """A table as markdown or aligned text; the first `left` columns are
+    left-aligned, the others (numbers) right-aligned."""
     if markdown:
         lines = ["| " + " | ".join(head) + " |",
-                 "|" + "|".join(" --- " if i < 3 else " ---: " for i in range(len(head))) + "|"]
+                 "|" + "|".join(" --- " if i < left else " ---: " for i in range(len(head))) +
+                 "|"]
         lines += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(lines)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    out = ["  ".join(h.rjust(wd) if i >= 3 else h.ljust(wd) for i, (h, wd) in
+    out = ["  ".join(h.rjust(wd) if i >= left else h.ljust(wd) for i, (h, wd) in
                      enumerate(zip(head, widths)))]
     for b in body:
-        out.append("  ".join(c.rjust(wd) if i >= 3 else c.ljust(wd) for i, (c, wd) in
+        out.append("  ".join(c.rjust(wd) if i >= left else c.ljust(wd) for i, (c, wd) in
                              enumerate(zip(b, widths))))
     return "\n".join(out)
 
@@ -486,6 +576,9 @@ def main():
     p.add_argument("--workloads", default="ref,fmnist,mix1m",
                    help="comma-separated, from: " + ", ".join(WORKLOADS))
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--init-workloads", default="ref",
+                   help="workloads of the k-means++ table, comma-separated, or 'none' "
+                   "(default: ref)")
     p.add_argument("--programs", default=",".join(PROGRAMS),
                    help="comma-separated, from: " + ", ".join(PROGRAMS))
     p.add_argument("--rounds", type=int, default=0,
@@ -499,7 +592,9 @@ def main():
     p.add_argument("--json-out", help="write every measurement as JSON to this file")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per program run")
     # Worker mode (internal).
-    p.add_argument("--worker", choices=("faiss", "sklearn"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("faiss", "sklearn", "sklearn-init"),
+                   help=argparse.SUPPRESS)
+    p.add_argument("--k", type=int, help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--init", help=argparse.SUPPRESS)
     p.add_argument("--iters", type=int, help=argparse.SUPPRESS)
@@ -522,6 +617,8 @@ def main():
 
     args.workloads = parse_list(args.workloads, WORKLOADS, "workloads")
     args.programs = parse_list(args.programs, PROGRAMS, "programs")
+    args.init_workloads = ([] if args.init_workloads == "none" else
+                           parse_list(args.init_workloads, WORKLOADS, "init-workloads"))
     try:
         args.threads = [int(t) for t in args.threads.split(",")]
         if not args.threads or min(args.threads) < 1:
@@ -534,7 +631,8 @@ def main():
     args.sgemm_ceiling = args.sgemm_ceiling or os.path.join(args.build_dir, "bench",
                                                             "sgemm_ceiling")
     for prog, path in (("diskmeans", args.bench_train), ("ceiling", args.sgemm_ceiling)):
-        if prog in args.programs and not os.access(path, os.X_OK):
+        needed = prog in args.programs or (prog == "diskmeans" and args.init_workloads)
+        if needed and not os.access(path, os.X_OK):
             p.error(f"{path} is not an executable: build it first (or pass its path)")
     args.data_dir = args.data_dir or os.path.join(args.build_dir, "bench-data")
     os.makedirs(args.data_dir, exist_ok=True)
@@ -548,6 +646,9 @@ def main():
     rows = []
     for setting, env in settings:
         rows += run_setting(args, Runner(args, env), setting)
+    # k-means++ under the machine's setting only: the goal compares
+    # diskmeans with itself.
+    init_rows = run_init_setting(args, Runner(args, settings[0][1]))
 
     info["loadavg_end"] = loadavg()
     versions = ", ".join(f"{k} {info[k]}" for k in ("faiss", "sklearn", "numpy") if k in info)
@@ -565,6 +666,9 @@ def main():
     print(header)
     print(fmt_table(rows, markdown=False))
     print("\n".join(checks))
+    if init_rows:
+        print("\nk-means++ initialisation (goal: kmeans++ in at most 3 Lloyd iterations)")
+        print(fmt_init_table(init_rows, markdown=False))
     if FAILURES:
         print("FAILED runs (left out of the table):\n" + "\n".join(FAILURES))
     if args.markdown:
@@ -587,12 +691,18 @@ def main():
                     "numpy routine for all.\n\n")
             f.write("Objective check (goal: within 0.1%):\n\n")
             f.write("\n".join(f"- {c}" for c in checks) + "\n")
+            if init_rows:
+                f.write("\nk-means++ initialisation, timed with 3 Lloyd iterations of diskmeans "
+                        "in the same process as the yardstick (goal: at most 3). Starting "
+                        "objective: diskmeans' iteration-0 objective, numpy's for sklearn.\n\n")
+                f.write(fmt_init_table(init_rows, markdown=True) + "\n")
             if FAILURES:
                 f.write("\nFAILED runs (left out of the table):\n\n" +
                         "\n".join(f"- {m}" for m in FAILURES) + "\n")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"machine": info, "rows": rows, "failures": FAILURES}, f, indent=1)
+            json.dump({"machine": info, "rows": rows, "init_rows": init_rows,
+                       "failures": FAILURES}, f, indent=1)
     return 1 if FAILURES else 0
 
 
