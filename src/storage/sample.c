@@ -15,8 +15,17 @@
 #include "sample.h"
 #include "spill.h"
 
-/* Rows per block when no block size is given: about 8 MiB of float32. */
+/* Rows per block when no block size is given: about 8 MiB of float32, the
+ * size of each of the two read buffers when the sample streams from disk. */
 #define AUTO_BLOCK_BYTES (UINT64_C(8) << 20)
+
+/* In RAM a block costs no buffer, only 12 bytes per row of labels and
+ * distances, while every block ends in a wait for its last tile (with
+ * 3,072-row blocks of Fashion-MNIST that idled the second thread for 3% of
+ * an iteration). So blocks grow there to about 64 MiB, at most 131,072 rows
+ * (1.5 MiB of labels). */
+#define MEMORY_BLOCK_BYTES (UINT64_C(64) << 20)
+#define MEMORY_BLOCK_ROWS UINT64_C(131072)
 
 /* Rows per read while drawing the sample: about 1 MiB, whatever block_rows
  * says (it does not change which rows are drawn). Small enough that the
@@ -120,12 +129,15 @@ dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const d
 
   plan->tile_rows = tile_rows;
   uint64_t b = params->block_rows;
+  const uint64_t row_bytes = (uint64_t)src->dim * sizeof(float);
   if (b == 0)
-    b = AUTO_BLOCK_BYTES / ((uint64_t)src->dim * sizeof(float));
+    b = AUTO_BLOCK_BYTES / row_bytes;
+  if (params->block_rows == 0 && plan->storage == DKM_STORAGE_MEMORY)
+    b = DKM__MAX(b, DKM__MIN(MEMORY_BLOCK_BYTES / row_bytes, MEMORY_BLOCK_ROWS));
   /* Never more than the data (big block_rows values would only waste
    * memory), always whole tiles. */
   b = DKM__MAX(b, 1);
-  uint64_t gather = GATHER_BLOCK_BYTES / ((uint64_t)src->dim * sizeof(float));
+  uint64_t gather = GATHER_BLOCK_BYTES / row_bytes;
   gather = DKM__MIN(DKM__MAX(gather, 1), src->rows);
   b = DKM__MIN(b, m);
   plan->block_rows = round_up(b, tile_rows);
