@@ -549,6 +549,17 @@ def objective_checks(rows):
         by_key.setdefault((r["setting"], r["workload"], r["threads"]), {})[r["program"]] = r
     for (setting, workload, threads), g in by_key.items():
         env = "" if setting == "machine" else " (env unset)"
+        # Empty clusters are where the three stop being one algorithm: each
+        # repairs them its own way (FAISS and diskmeans split a large
+        # cluster with their own RNGs; sklearn moves the centre to the
+        # farthest rows), and from there the runs differ.
+        repairs = {p: sum(g[p]["runs"][0]["iter_repaired"]) for p in ("diskmeans", "faiss")
+                   if p in g and "iter_repaired" in g[p]["runs"][0]}
+        note = ""
+        if any(repairs.values()):
+            note = ("; empty clusters repaired: " +
+                    ", ".join(f"{p} {n}" for p, n in repairs.items()) +
+                    " (sklearn does not report), each program its own way")
         pairs = [("diskmeans", "faiss"), ("diskmeans", "sklearn"), ("faiss", "sklearn")]
         for mine_name, peer in pairs:
             if mine_name not in g or peer not in g:
@@ -561,7 +572,7 @@ def objective_checks(rows):
             else:
                 verdict = " (for scale: the two peers between themselves)"
             lines.append(f"{workload}{env} T={threads}: {mine_name} vs {peer}: "
-                         f"{100 * rel:+.2e}%{verdict}")
+                         f"{100 * rel:+.2e}%{verdict}{note}")
     return lines
 
 
