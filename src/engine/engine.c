@@ -126,6 +126,30 @@ dkm_status dkm__engine_pass(dkm__engine *eng, dkm__tile_fn tile_fn, dkm__block_f
   return s;
 }
 
+float **dkm__engine_worker_buffers(dkm__engine *eng, size_t floats, const char *what) {
+  float **buffers = dkm__calloc(eng->ctx, eng->n_workers, sizeof(float *));
+  if (buffers == NULL) {
+    dkm_ctx_set_error(eng->ctx, DKM_ERR_NOMEM, "out of memory for %s", what);
+    return NULL;
+  }
+  for (uint32_t w = 0; w < eng->n_workers; w++) {
+    buffers[w] = dkm__alloc_aligned(eng->ctx, floats * sizeof(float), what);
+    if (buffers[w] == NULL) {
+      dkm__engine_free_worker_buffers(eng, buffers);
+      return NULL;
+    }
+  }
+  return buffers;
+}
+
+void dkm__engine_free_worker_buffers(dkm__engine *eng, float **buffers) {
+  if (buffers == NULL)
+    return;
+  for (uint32_t w = 0; w < eng->n_workers; w++)
+    dkm__free_aligned(eng->ctx, buffers[w]);
+  dkm__free(eng->ctx, buffers);
+}
+
 dkm_status dkm__engine_read_row(dkm__engine *eng, uint64_t row, float *out) {
   const float *p = NULL;
   dkm_status s = eng->src->methods->read(eng->src, eng->ctx, row, 1, out, &p);

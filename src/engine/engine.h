@@ -69,6 +69,11 @@ dkm_status dkm__engine_report(dkm__engine *eng, int force);
 dkm_status dkm__engine_pass(dkm__engine *eng, dkm__tile_fn tile_fn, dkm__block_fn block_fn,
                             void *user);
 
+/* One aligned buffer of `floats` floats per worker, for tile jobs' scratch.
+ * NULL on failure, with the error recorded and nothing left allocated. */
+float **dkm__engine_worker_buffers(dkm__engine *eng, size_t floats, const char *what);
+void dkm__engine_free_worker_buffers(dkm__engine *eng, float **buffers);
+
 /* Reads one row of the source into out (dim floats), on the calling thread.
  * Only between passes. */
 dkm_status dkm__engine_read_row(dkm__engine *eng, uint64_t row, float *out);

@@ -291,9 +291,8 @@ dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run) {
   kp.pnorm = dkm__alloc_or_fail(ctx, (size_t)kp.cap * sizeof(float), "k-means++ centres");
   kp.row = dkm__alloc_or_fail(ctx, (size_t)dim * sizeof(float), "k-means++ row");
   kp.score = dkm__alloc_or_fail(ctx, KPP_CHUNK * sizeof(float), "k-means++ scores");
-  kp.scores = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
   if (kp.mind == NULL || kp.aux == NULL || kp.tsum == NULL || kp.gsum == NULL || kp.pnorm == NULL ||
-      kp.row == NULL || kp.score == NULL || kp.scores == NULL)
+      kp.row == NULL || kp.score == NULL)
     s = dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory for k-means++");
   if (s == DKM_OK && dkm__gemm_native()) {
     size_t floats = dkm__packed_floats(kp.cap, dim);
@@ -303,18 +302,14 @@ dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run) {
     else /* the kernel reads whole panels: no stale garbage past the pending */
       memset(kp.ppack, 0, floats * sizeof(float));
   }
-  for (uint32_t w = 0; s == DKM_OK && w < t->eng.n_workers; w++) {
-    kp.scores[w] =
-        dkm__alloc_or_fail(ctx, (size_t)tr * KPP_CHUNK * sizeof(float), "k-means++ scores");
-    if (kp.scores[w] == NULL)
+  if (s == DKM_OK) {
+    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * KPP_CHUNK, "k-means++ scores");
+    if (kp.scores == NULL)
       s = DKM_ERR_NOMEM;
   }
   if (s == DKM_OK)
     s = choose(&kp, run);
-  if (kp.scores != NULL)
-    for (uint32_t w = 0; w < t->eng.n_workers; w++)
-      dkm__free(ctx, kp.scores[w]);
-  dkm__free(ctx, kp.scores);
+  dkm__engine_free_worker_buffers(&t->eng, kp.scores);
   dkm__free(ctx, kp.mind);
   dkm__free(ctx, kp.aux);
   dkm__free(ctx, kp.tsum);

@@ -175,13 +175,12 @@ dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run) {
     if (kp.cpack == NULL)
       s = DKM_ERR_NOMEM;
   }
-  kp.scores = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
   if (kp.cand == NULL || kp.mind == NULL || kp.aux == NULL || kp.pot == NULL || kp.crow == NULL ||
-      kp.cn == NULL || kp.crow_index == NULL || kp.scores == NULL)
+      kp.cn == NULL || kp.crow_index == NULL)
     s = dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory for k-means++");
-  for (uint32_t w = 0; s == DKM_OK && w < t->eng.n_workers; w++) {
-    kp.scores[w] = dkm__alloc_or_fail(ctx, (size_t)tr * kp.ldo * sizeof(float), "k-means++ scores");
-    if (kp.scores[w] == NULL)
+  if (s == DKM_OK) {
+    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * kp.ldo, "k-means++ scores");
+    if (kp.scores == NULL)
       s = DKM_ERR_NOMEM;
   }
 
@@ -243,10 +242,7 @@ dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run) {
       s = dkm__engine_report(&t->eng, 0);
     }
   }
-  if (kp.scores != NULL)
-    for (uint32_t w = 0; w < t->eng.n_workers; w++)
-      dkm__free(ctx, kp.scores[w]);
-  dkm__free(ctx, kp.scores);
+  dkm__engine_free_worker_buffers(&t->eng, kp.scores);
   dkm__free(ctx, kp.cand);
   dkm__free(ctx, kp.mind);
   dkm__free(ctx, kp.aux);

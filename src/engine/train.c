@@ -353,10 +353,7 @@ static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t d
 
 static void trainer_free(dkm__trainer *t) {
   dkm_ctx *ctx = t->ctx;
-  if (t->scratch != NULL)
-    for (uint32_t w = 0; w < t->eng.n_workers; w++)
-      dkm__free_aligned(ctx, t->scratch[w]);
-  dkm__free(ctx, t->scratch);
+  dkm__engine_free_worker_buffers(&t->eng, t->scratch);
   dkm__free_aligned(ctx, t->centroids);
   dkm__free_aligned(ctx, t->packed);
   dkm__free_aligned(ctx, t->bias);
@@ -415,16 +412,8 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   }
   dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm, t->packed, t->bias);
   t->scratch_floats = dkm__kernel_scratch_floats(&t->kern);
-  t->scratch = dkm__calloc(ctx, t->eng.n_workers, sizeof(float *));
-  if (t->scratch == NULL)
-    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the tile scratch");
-  for (uint32_t w = 0; w < t->eng.n_workers; w++) {
-    t->scratch[w] =
-        dkm__alloc_aligned(ctx, t->scratch_floats * sizeof(float), "a worker's tile scratch");
-    if (t->scratch[w] == NULL)
-      return DKM_ERR_NOMEM;
-  }
-  return DKM_OK;
+  t->scratch = dkm__engine_worker_buffers(&t->eng, t->scratch_floats, "the tile scratch");
+  return t->scratch != NULL ? DKM_OK : DKM_ERR_NOMEM;
 }
 
 /* One run: initialisation then Lloyd iterations. iters receives the stats;
