@@ -350,6 +350,19 @@ class Runner:
         return r
 
 
+def attempt(what, run):
+    """run(), or None after recording the failure: one program failing must
+    not lose the others' numbers."""
+    try:
+        return run()
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError, KeyError,
+            IndexError) as e:
+        msg = str(e).strip().splitlines()
+        FAILURES.append(f"{what}: {msg[0] if msg else type(e).__name__}")
+        log(f"    FAILED: {e}")
+        return None
+
+
 INIT_PROGRAMS = ("kmeans++", "greedy-kmeans++", "sklearn")
 
 
@@ -365,14 +378,9 @@ def run_init_setting(args, runner):
             for r in range(rounds):
                 for p in INIT_PROGRAMS:
                     log(f"[init] {name} T={threads} round {r + 1}/{rounds}: {p}")
-                    try:
-                        res = runner.run_init(p, w, threads)
-                    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError,
-                            KeyError, IndexError) as e:
-                        msg = str(e).strip().splitlines()
-                        FAILURES.append(f"init {name} T={threads} {p}: "
-                                        f"{msg[0] if msg else type(e).__name__}")
-                        log(f"    FAILED: {e}")
+                    res = attempt(f"init {name} T={threads} {p}",
+                                  lambda: runner.run_init(p, w, threads))
+                    if res is None:
                         continue
                     runs[p].append(res)
                     log(f"    {res['init_seconds']:.3f} s")
@@ -431,15 +439,9 @@ def run_setting(args, runner, setting):
                 for p in args.programs:
                     out = os.path.join(args.data_dir, f"{w['tag']}-{p}-t{threads}.npy")
                     log(f"[{setting}] {name} T={threads} round {r + 1}/{rounds}: {p}")
-                    try:
-                        res = runner.run(p, w, threads, out)
-                    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError,
-                            KeyError, IndexError) as e:
-                        # One program failing must not lose the others' numbers.
-                        msg = str(e).strip().splitlines()
-                        FAILURES.append(f"{setting} {name} T={threads} {p}: "
-                                        f"{msg[0] if msg else type(e).__name__}")
-                        log(f"    FAILED: {e}")
+                    res = attempt(f"{setting} {name} T={threads} {p}",
+                                  lambda: runner.run(p, w, threads, out))
+                    if res is None:
                         continue
                     if p != "ceiling" and not runs[p]:
                         # The programs are deterministic from given centroids,
