@@ -89,6 +89,10 @@ static void sample_storage_and_sizes(void **state) {
   uint64_t before = plan.disk_mode_bytes;
   p.init = DKM_INIT_KMEANSPP;
   plan_and_train_agree(ctx, &p, src, &plan);
+  assert_true(plan.disk_mode_bytes >= before + (uint64_t)N * 4 * 2);
+  /* The greedy one keeps 2 + ln k candidates' distances per row as well. */
+  p.init = DKM_INIT_GREEDY_KMEANSPP;
+  plan_and_train_agree(ctx, &p, src, &plan);
   assert_true(plan.disk_mode_bytes >= before + (uint64_t)N * 4 * 4);
 
   dkm_source_close(src);
