@@ -316,25 +316,30 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->from_source = sp.from_source;
   out->spill_bytes = sp.spill_bytes;
   out->memory_limit = sp.memory_limit;
+  /* Each mode as if it were chosen (sample.c decides per storage the block
+   * size, whether training reads the source in place, and the spill). */
+  dkm_params forced = *params;
+  dkm__sample_plan mem, disk;
+  forced.storage = DKM_STORAGE_MEMORY;
+  if ((s = dkm__sample_plan_make(ctx, &forced, src, sp.tile_rows, &mem)) != DKM_OK)
+    return s;
+  forced.storage = DKM_STORAGE_DISK;
+  if ((s = dkm__sample_plan_make(ctx, &forced, src, sp.tile_rows, &disk)) != DKM_OK)
+    return s;
   /* Drawing the sample reads the source through one block buffer and its
-   * list of chosen rows; training in place draws nothing. Which mode trains
-   * in place is sample.c's rule. */
+   * list of chosen rows; training in place draws nothing. */
   uint64_t gather = sp.gather_block_rows * (sp.dim * sizeof(float) + sizeof(uint32_t));
-  int whole = sp.sample_rows == sp.rows;
-  int resident = (src->flags & DKM_SOURCE_RESIDENT) != 0;
-  int mem_in_place = whole && resident;
-  int disk_in_place = whole && !resident && (src->flags & DKM_SOURCE_SEQUENTIAL) == 0 &&
-                      src->format != DKM_FORMAT_MEMORY;
+  int mem_in_place = mem.from_source, disk_in_place = disk.from_source;
   /* Memory mode: the sample (none in place) plus the trainer reading a
    * resident store or array. */
   out->memory_mode_bytes = (mem_in_place ? 0 : sp.sample_bytes) +
-                           DKM__MAX(trainer_bytes(&sp, params, w, 1), mem_in_place ? 0 : gather);
+                           DKM__MAX(trainer_bytes(&mem, params, w, 1), mem_in_place ? 0 : gather);
   /* Disk mode: no sample in RAM; the trainer streams blocks. A spill holds
    * its write buffer while the sample is drawn (freed before training). */
   uint64_t disk_gather = disk_in_place ? 0 : gather;
-  if (sp.spill_bytes != 0)
+  if (disk.spill_bytes != 0)
     disk_gather += dkm__spill_buffer_bytes(sp.sample_rows, sp.dim);
-  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&sp, params, w, 0), disk_gather);
+  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&disk, params, w, 0), disk_gather);
   return DKM_OK;
 }
 

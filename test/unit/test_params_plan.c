@@ -160,9 +160,40 @@ static void a_random_access_file_is_trained_in_place_on_disk(void **state) {
   free(spill_dir);
 }
 
+/* What each mode would cost does not depend on which one auto picks: disk
+ * mode is priced with its own blocks (8 MiB) even when memory (with larger
+ * blocks) is chosen, and the other way round. */
+static void each_mode_priced_as_if_chosen(void **state) {
+  (void)state;
+  enum { ROWS = 100000 }; /* more rows than one 8 MiB block of D floats */
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  float *x = calloc((size_t)ROWS * D, sizeof(float)); /* planning reads no row */
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, ROWS, D, &src), DKM_OK);
+  dkm_params p;
+  dkm_params_init(&p);
+  p.k = 10;
+  p.max_points_per_centroid = 0;
+  dkm_plan chosen[3];
+  const dkm_storage storages[3] = {DKM_STORAGE_AUTO, DKM_STORAGE_MEMORY, DKM_STORAGE_DISK};
+  for (int i = 0; i < 3; i++) {
+    p.storage = storages[i];
+    assert_int_equal(dkm_plan_training(ctx, &p, src, &chosen[i]), DKM_OK);
+  }
+  assert_int_equal(chosen[0].storage, DKM_STORAGE_MEMORY);
+  for (int i = 1; i < 3; i++) {
+    assert_int_equal(chosen[i].memory_mode_bytes, chosen[0].memory_mode_bytes);
+    assert_int_equal(chosen[i].disk_mode_bytes, chosen[0].disk_mode_bytes);
+  }
+  dkm_source_close(src);
+  free(x);
+  dkm_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(sample_storage_and_sizes),
+      cmocka_unit_test(each_mode_priced_as_if_chosen),
       cmocka_unit_test(a_random_access_file_is_trained_in_place_on_disk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
