@@ -1,11 +1,13 @@
 # Thin wrapper around CMake. The two commands a new user needs:
 #   make demo   installs what is missing (apt), builds, trains on real data
 #   make test   installs what is missing, builds, runs every test (also under
-#               AddressSanitizer + UndefinedBehaviorSanitizer)
+#               AddressSanitizer + UndefinedBehaviorSanitizer, and under
+#               ThreadSanitizer)
 # Others: make build, make install [PREFIX=...], make bench, make fuzz, make clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -16,7 +18,7 @@ DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
 FUZZ_DEPS = clang libclang-rt-14-dev
 
-.PHONY: all deps bench-deps build build-asan test test-release test-asan demo \
+.PHONY: all deps bench-deps build build-asan build-tsan test test-release test-asan test-tsan demo \
         install bench fuzz clean
 
 all: build
@@ -45,7 +47,16 @@ test-asan: build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-test: test-release test-asan
+# Data races in the workers' hand-offs (tiles, blocks, the reader thread).
+build-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDKM_TSAN=ON -DDKM_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+
+test-tsan: build-tsan
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	  ctest --output-on-failure -j $(JOBS)
+
+test: test-release test-asan test-tsan
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
@@ -62,4 +73,4 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz

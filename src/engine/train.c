@@ -42,7 +42,9 @@ void dkm_result_free(dkm_result *result) {
 /* The inner loops of the update, compiled for AVX-512 and AVX2 as well as
  * the baseline and picked when the library loads. They add element by
  * element, so every version computes the same sums. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+/* (Not under ThreadSanitizer: the clones' resolvers run while the library
+ * is relocated, before its runtime is up, and crash in its hooks.) */
 #define DKM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define DKM__CLONES
