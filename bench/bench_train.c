@@ -343,6 +343,7 @@ typedef struct run_report {
   uint64_t rows;
   uint32_t dim, k, threads;
   double load_seconds;
+  uint64_t baseline_rss_bytes; /* peak RSS before any data: binary and libraries */
   dkm_result *result;
   double *iter_seconds; /* result->n_iter entries */
   double seconds_per_iter;
@@ -404,11 +405,11 @@ static void print_json(const options *opt, const run_report *rep) {
     printf("%s%u", i ? ", " : "", res->iters[i].repaired);
   printf("], \"storage\": \"%s\", \"from_source\": %d, \"load\": \"%s\", "
          "\"load_seconds\": %.3f, \"sample_seconds\": %.3f, \"init_seconds\": %.3f, "
-         "\"train_seconds\": %.3f, \"peak_rss_bytes\": %llu}\n",
+         "\"train_seconds\": %.3f, \"peak_rss_bytes\": %llu, \"baseline_rss_bytes\": %llu}\n",
          dkm_storage_name(res->storage), res->from_source,
          opt->load_file ? "file" : (opt->data ? "memory" : "generated"), rep->load_seconds,
          res->sample_seconds, res->init_seconds, res->train_seconds,
-         (unsigned long long)bench_peak_rss_bytes());
+         (unsigned long long)bench_peak_rss_bytes(), (unsigned long long)rep->baseline_rss_bytes);
 }
 
 static int run_reference(void) {
@@ -497,6 +498,7 @@ int main(int argc, char **argv) {
   dkm_source *src = NULL;
   float *rows = NULL, *init = NULL;
   run_report rep = {0};
+  rep.baseline_rss_bytes = bench_peak_rss_bytes();
   dkm_status st;
   if (!ctx) {
     fprintf(stderr, "bench_train: out of memory\n");

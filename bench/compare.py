@@ -578,6 +578,32 @@ def objective_checks(rows):
     return lines
 
 
+def memory_checks(rows):
+    """The goal: in memory mode, peak RSS <= the sample + 10% + the
+    centroids' own size. Peak RSS counts the program itself (binary and
+    libraries; for FAISS and sklearn the interpreter and imports), so its
+    RSS before loading any data is taken off first."""
+    lines = []
+    for r in rows:
+        if r["program"] not in PEERS:
+            continue
+        run = r["runs"][0]
+        baseline = run.get("baseline_rss_bytes")
+        if baseline is None:
+            continue
+        data = run["rows"] * run["dim"] * 4
+        centroids = run["k"] * run["dim"] * 4
+        used = r["peak_rss_bytes"] - baseline
+        limit = 1.1 * data + centroids
+        env = "" if r["setting"] == "machine" else " (env unset)"
+        verdict = ("" if r["program"] != "diskmeans" else
+                   " (ok)" if used <= limit else " (ABOVE sample + 10% + centroids)")
+        lines.append(f"{r['workload']}{env} T={r['threads']} {r['program']}: "
+                     f"{used / 2**20:.1f} MiB above its {baseline / 2**20:.1f} MiB baseline, "
+                     f"for {data / 2**20:.1f} MiB of rows ({100 * used / data:.1f}%){verdict}")
+    return lines
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build-dir", default="build", help="where bench/bench_train and "
@@ -676,9 +702,11 @@ def main():
               f"at end"
               + ("; quick (smoke) sizes" if args.quick else ""))
     checks = objective_checks(rows)
+    mem_checks = memory_checks(rows)
     print(header)
     print(fmt_table(rows, markdown=False))
     print("\n".join(checks))
+    print("\n".join(mem_checks))
     if init_rows:
         print("\nk-means++ initialisation (goal: kmeans++ in at most 3 Lloyd iterations)")
         print(fmt_init_table(init_rows, markdown=False))
@@ -704,6 +732,9 @@ def main():
                     "numpy routine for all.\n\n")
             f.write("Objective check (goal: within 0.1%):\n\n")
             f.write("\n".join(f"- {c}" for c in checks) + "\n")
+            f.write("\nMemory check (goal for diskmeans: peak RSS above the program's own "
+                    "baseline at most the rows + 10% + the centroids):\n\n")
+            f.write("\n".join(f"- {c}" for c in mem_checks) + "\n")
             if init_rows:
                 f.write("\nk-means++ initialisation, timed with 3 Lloyd iterations of diskmeans "
                         "in the same process as the yardstick (goal: at most 3). Starting "
