@@ -184,7 +184,7 @@ static void bad_values_name_their_row(void **state) {
       if (mode == 1)
         p.storage = DKM_STORAGE_DISK;
       if (mode == 2)
-        p.init = DKM_INIT_KMEANSPP;
+        p.init = c % 2 == 0 ? DKM_INIT_KMEANSPP : DKM_INIT_GREEDY_KMEANSPP;
       if (mode == 3) {
         p.max_points_per_centroid = 1249; /* 4996 of 5000 rows: row 4321 is likely in */
         p.storage = DKM_STORAGE_MEMORY;
@@ -330,6 +330,8 @@ static void allocation_failures_leak_nothing(void **state) {
   p.storage = DKM_STORAGE_DISK;
   p.metric = DKM_METRIC_COSINE;
   sweep(&p, x, N, D, dir); /* spilled sample */
+  p.init = DKM_INIT_GREEDY_KMEANSPP;
+  sweep(&p, x, N, D, dir); /* greedy k-means++ */
   free(x);
   dkm_test_rmtree(dir);
   free(dir);
