@@ -220,6 +220,7 @@ def worker_faiss(a):
             "threads": a.threads, "n_iter": len(per_iter),
             "seconds_per_iter": statistics.median(per_iter), "iter_seconds": per_iter,
             "objective": float(km.obj[-1]), "train_seconds": total,
+            "iter_objectives": [float(o) for o in km.obj],
             "iter_repaired": [int(s["nsplit"]) for s in km.iteration_stats],
             "peak_rss_bytes": rss_bytes(), "baseline_rss_bytes": baseline}
 
@@ -241,7 +242,7 @@ def worker_sklearn(a):
         return km, time.perf_counter() - t0
 
     with threadpool_limits(a.threads):
-        _, t_one = fit(1)
+        km_one, t_one = fit(1)
         km, t_all = fit(a.iters)
     if km.n_iter_ > 1:
         s_iter = (t_all - t_one) / (km.n_iter_ - 1)
@@ -252,6 +253,9 @@ def worker_sklearn(a):
             "threads": a.threads, "n_iter": int(km.n_iter_), "seconds_per_iter": s_iter,
             "fit_seconds": t_all, "fit1_seconds": t_one,
             "fit_seconds_per_iter": t_all / km.n_iter_, "objective": float(km.inertia_),
+            # After one update, relabelled: the objective of iteration 2's
+            # assignment, as iter_objectives[1] of the others.
+            "second_objective": float(km_one.inertia_),
             "train_seconds": t_all, "peak_rss_bytes": rss_bytes(),
             "baseline_rss_bytes": baseline}
 
@@ -563,6 +567,22 @@ def objective_checks(rows):
                     ", ".join(f"{p} {n}" for p, n in repairs.items()) +
                     " (sklearn does not report), each program its own way")
         pairs = [("diskmeans", "faiss"), ("diskmeans", "sklearn"), ("faiss", "sklearn")]
+        if any(repairs.values()):
+            # Up to the first repair the three run the same algorithm: the
+            # objective of iteration 2's assignment (the centroids after one
+            # update) must agree, if nobody repaired in that first update.
+            second = {}
+            if "diskmeans" in g and g["diskmeans"]["runs"][0]["iter_repaired"][0] == 0:
+                second["diskmeans"] = g["diskmeans"]["runs"][0]["iter_objectives"][1]
+            if "faiss" in g and g["faiss"]["runs"][0]["iter_repaired"][0] == 0:
+                second["faiss"] = g["faiss"]["runs"][0]["iter_objectives"][1]
+            if "sklearn" in g and "second_objective" in g["sklearn"]["runs"][0]:
+                second["sklearn"] = g["sklearn"]["runs"][0]["second_objective"]
+            for mine_name, peer in pairs:
+                if mine_name in second and peer in second:
+                    rel = (second[mine_name] - second[peer]) / second[peer]
+                    lines.append(f"{workload}{env} T={threads}: {mine_name} vs {peer}, objective "
+                                 f"of iteration 2 (before any repair): {100 * rel:+.2e}%")
         for mine_name, peer in pairs:
             if mine_name not in g or peer not in g:
                 continue
