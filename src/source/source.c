@@ -30,6 +30,40 @@ float dkm__half_to_float(uint16_t h) {
   return f;
 }
 
+static void halves_to_floats(const unsigned char *p, size_t count, float *out) {
+  for (size_t i = 0; i < count; i++) {
+    uint16_t h;
+    memcpy(&h, p + 2 * i, 2);
+    out[i] = dkm__half_to_float(h);
+  }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* The F16C instruction converts 8 halves at once, exactly (subnormals
+ * included, whatever MXCSR says): 4-5x the plain loop. It differs from it
+ * only in quieting a signalling NaN, and rows with a NaN are rejected
+ * anyway. */
+__attribute__((target("avx,f16c"))) static void halves_to_floats_f16c(const unsigned char *p,
+                                                                      size_t count, float *out) {
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+  halves_to_floats(p + 2 * i, count - i, out + i);
+}
+
+static int have_f16c(void) {
+  static int cached = -1; /* a benign race: every thread computes the same */
+  int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (v < 0) {
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+  }
+  return v;
+}
+#endif
+
 void dkm__convert_to_f32(dkm_dtype dtype, const void *src, size_t count, float *out) {
   const unsigned char *p = src;
   switch (dtype) {
@@ -37,11 +71,13 @@ void dkm__convert_to_f32(dkm_dtype dtype, const void *src, size_t count, float *
     memcpy(out, src, count * sizeof(float));
     break;
   case DKM_DTYPE_F16:
-    for (size_t i = 0; i < count; i++) {
-      uint16_t h;
-      memcpy(&h, p + 2 * i, 2);
-      out[i] = dkm__half_to_float(h);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (have_f16c()) {
+      halves_to_floats_f16c(p, count, out);
+      break;
     }
+#endif
+    halves_to_floats(p, count, out);
     break;
   case DKM_DTYPE_F64:
     for (size_t i = 0; i < count; i++) {
