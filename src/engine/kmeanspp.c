@@ -55,7 +55,7 @@ typedef struct kpp {
   double *gsum;   /* groups of KPP_GROUP tiles: sum of tsum, in order */
   double total;   /* sum of gsum, in order */
   float *pnorm;   /* cap: the pending centres' squared norms */
-  float *ppack;   /* cap: the pending centres packed (NULL: BLAS fallback) */
+  float *ppack;   /* cap x dim: the pending centres packed (NULL: BLAS fallback) */
   float *row;     /* dim: a proposed row */
   float *score;   /* KPP_CHUNK: its scores */
   float **scores; /* per worker: tile_rows * KPP_CHUNK */
