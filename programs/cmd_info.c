@@ -43,6 +43,12 @@ static int parse_args(int argc, char **argv, info_args *a) {
   return cli_scan_all(&s, info_options, info_option, a, &a->common);
 }
 
+/* The values themselves, as stored: what a .gz inflates to, or an .fvecs
+ * file without its per-row dimension fields. */
+static uint64_t data_bytes(const dkm_source *src) {
+  return src->rows * src->dim * dkm_dtype_size(src->dtype);
+}
+
 static int print_json(const info_args *a, const dkm_source *src, const dkm_plan *plan) {
   json_t *root = json_object();
   json_object_set_new(root, "file", json_string(a->common.input));
@@ -51,6 +57,7 @@ static int print_json(const info_args *a, const dkm_source *src, const dkm_plan 
   json_object_set_new(root, "rows", cli_json_u64(src->rows));
   json_object_set_new(root, "dim", cli_json_u64(src->dim));
   json_object_set_new(root, "bytes", cli_json_u64(src->bytes));
+  json_object_set_new(root, "data_bytes", cli_json_u64(data_bytes(src)));
   if (plan != NULL) {
     const dkm_params *p = &a->common.params;
     json_t *o = json_object();
@@ -93,6 +100,7 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
   printf("%-19s %llu\n", "rows:", (unsigned long long)src->rows);
   printf("%-19s %u\n", "dim:", src->dim);
   print_bytes_line("bytes:", src->bytes);
+  print_bytes_line("data bytes:", data_bytes(src));
   if (plan == NULL) {
     return;
   }

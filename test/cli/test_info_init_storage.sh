@@ -14,6 +14,7 @@ grep -Eq '^rows: +3000$' "$OUT" || fail "rows line"
 grep -Eq '^dim: +8$' "$OUT" || fail "dim line"
 grep -Eq '^dtype: +f32$' "$OUT" || fail "dtype line"
 grep -Eq "^bytes: +.* \\((3000 \\* 36|108000) bytes\\)$" "$OUT" || fail "bytes line: $(grep bytes "$OUT")"
+grep -Eq '^data bytes: +93\.8 KiB \(96000 bytes\)$' "$OUT" || fail "data bytes line: $(grep data "$OUT")"
 grep -q '^k:' "$OUT" && fail "plan printed without -k"
 
 check "info -k: the plan, human-readable"
@@ -34,7 +35,7 @@ expect_status 0
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["format"] == "npy" and j["rows"] == 3000 and j["dim"] == 8 and j["dtype"] == "f32", j
-assert j["bytes"] > 3000 * 8 * 4
+assert j["bytes"] > 3000 * 8 * 4 and j["data_bytes"] == 3000 * 8 * 4, j
 p = j["plan"]
 assert p["k"] == 5 and p["sample_rows"] == 1280 and p["sample_bytes"] == 1280 * 8 * 4, p
 assert p["storage"] == "disk" and p["storage_requested"] == "disk", p
