@@ -162,6 +162,10 @@ static argmin_fn pick_argmin(void) {
   return argmin_plain;
 }
 
+float dkm__min_value(const float *v, uint32_t n) {
+  return v[pick_argmin()(v, n)];
+}
+
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, float *inv) {
   assert(rows >= 1 && rows <= kern->tile_rows);

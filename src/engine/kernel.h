@@ -50,6 +50,10 @@ void dkm__centroid_norms(const float *centroids, uint32_t k, uint32_t dim, float
  * zero. Used for cosine centroids. */
 void dkm__normalize(float *x, uint32_t dim);
 
+/* The smallest of v[0..n), n >= 1, finite values (the argmin's vector
+ * code). */
+float dkm__min_value(const float *v, uint32_t n);
+
 /* Labels rows (<= tile_rows) of x. labels/dist receive the nearest centroid
  * and its distance. inv (may be NULL) receives, for cosine, 1/||x|| (0 for a
  * zero row) and for the other metrics 1. Returns the index within the tile

@@ -85,11 +85,24 @@ uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile
 static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint32_t count,
                            uint32_t c0, uint32_t n, float *s, float *best) {
   const dkm__trainer *t = kp->t;
-  const uint32_t dim = t->dim;
+  const uint32_t dim = t->dim, panels = (n + DKM__PANEL - 1) / DKM__PANEL;
   const int cosine = t->metric == DKM_METRIC_COSINE;
+  if (kp->ppack != NULL && !cosine) {
+    /* ||c||^2 - 2 x.c made in the kernel's registers, then a vector min:
+     * the distance is ||x||^2 plus the smallest (float addition is
+     * monotonic, so adding after the min gives the min of the sums). This
+     * keeps the pass at the product's speed for small dim. */
+    dkm__gemm_packed_biased(x, count, dim, kp->ppack + (size_t)c0 * dim, panels, kp->pnorm + c0,
+                            2.0f, s, KPP_CHUNK);
+    for (uint32_t r = 0; r < count; r++) {
+      float d = aux[r] + dkm__min_value(s + (size_t)r * KPP_CHUNK, n);
+      d = d > 0 ? d : 0.0f;
+      best[r] = d < best[r] ? d : best[r];
+    }
+    return;
+  }
   if (kp->ppack != NULL)
-    dkm__gemm_packed(x, count, dim, kp->ppack + (size_t)c0 * dim, (n + DKM__PANEL - 1) / DKM__PANEL,
-                     s, KPP_CHUNK);
+    dkm__gemm_packed(x, count, dim, kp->ppack + (size_t)c0 * dim, panels, s, KPP_CHUNK);
   else
     dkm__gemm_blas(x, count, dim, t->centroids + (size_t)(kp->applied + c0) * dim, n, s, KPP_CHUNK);
   const float *cn = kp->pnorm + c0;
@@ -288,7 +301,8 @@ dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run) {
   kp.aux = dkm__alloc_or_fail(ctx, bytes, "k-means++ norms");
   kp.tsum = dkm__alloc_or_fail(ctx, (size_t)tiles * sizeof(double), "k-means++ sums");
   kp.gsum = dkm__alloc_or_fail(ctx, (size_t)groups * sizeof(double), "k-means++ sums");
-  kp.pnorm = dkm__alloc_or_fail(ctx, (size_t)kp.cap * sizeof(float), "k-means++ centres");
+  /* Zeroed: the kernel reads whole panels of norms, past the pending ones. */
+  kp.pnorm = dkm__calloc(ctx, kp.cap, sizeof(float));
   kp.row = dkm__alloc_or_fail(ctx, (size_t)dim * sizeof(float), "k-means++ row");
   kp.score = dkm__alloc_or_fail(ctx, KPP_CHUNK * sizeof(float), "k-means++ scores");
   if (kp.mind == NULL || kp.aux == NULL || kp.tsum == NULL || kp.gsum == NULL || kp.pnorm == NULL ||
