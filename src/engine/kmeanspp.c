@@ -120,6 +120,21 @@ static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint
   }
 }
 
+uint32_t dkm__kmeanspp_first_rows(dkm_metric metric, const float *x, uint32_t count, uint32_t dim,
+                                  float *aux, float *mind) {
+  for (uint32_t r = 0; r < count; r++) {
+    float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
+    if (!isfinite(n2))
+      return r;
+    if (metric == DKM_METRIC_COSINE)
+      aux[r] = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;
+    else
+      aux[r] = n2;
+    mind[r] = INFINITY;
+  }
+  return UINT32_MAX;
+}
+
 /* The pass's tile job: applies the pending centres to the tile's rows and
  * sums their distances in row order. */
 static uint64_t apply_tile(void *user, uint32_t worker, uint64_t first, const float *x,
@@ -129,16 +144,9 @@ static uint64_t apply_tile(void *user, uint32_t worker, uint64_t first, const fl
   const uint32_t dim = t->dim;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    for (uint32_t r = 0; r < count; r++) {
-      float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-      if (!isfinite(n2))
-        return first + r;
-      if (t->metric == DKM_METRIC_COSINE)
-        aux[r] = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;
-      else
-        aux[r] = n2;
-      mind[r] = INFINITY;
-    }
+    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim, aux, mind);
+    if (bad != UINT32_MAX)
+      return first + bad;
   }
   for (uint32_t c0 = 0; c0 < kp->pending; c0 += KPP_CHUNK)
     lower_by_chunk(kp, x, aux, count, c0, DKM__MIN(KPP_CHUNK, kp->pending - c0), kp->scores[worker],

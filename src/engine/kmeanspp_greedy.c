@@ -60,13 +60,9 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
   const int cosine = t->metric == DKM_METRIC_COSINE;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    for (uint32_t r = 0; r < count; r++) {
-      float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-      if (!isfinite(n2))
-        return first + r;
-      aux[r] = cosine ? (n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f) : n2;
-      mind[r] = INFINITY;
-    }
+    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim, aux, mind);
+    if (bad != UINT32_MAX)
+      return first + bad;
   } else if (kp->prev_l > 0) {
     const float *pc = kp->cand + first * kp->lmax + kp->prev_best;
     for (uint32_t r = 0; r < count; r++) {
