@@ -130,10 +130,11 @@ dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const d
   plan->tile_rows = tile_rows;
   uint64_t b = params->block_rows;
   const uint64_t row_bytes = (uint64_t)src->dim * sizeof(float);
-  if (b == 0)
+  if (b == 0) {
     b = AUTO_BLOCK_BYTES / row_bytes;
-  if (params->block_rows == 0 && plan->storage == DKM_STORAGE_MEMORY)
-    b = DKM__MAX(b, DKM__MIN(MEMORY_BLOCK_BYTES / row_bytes, MEMORY_BLOCK_ROWS));
+    if (plan->storage == DKM_STORAGE_MEMORY)
+      b = DKM__MAX(b, DKM__MIN(MEMORY_BLOCK_BYTES / row_bytes, MEMORY_BLOCK_ROWS));
+  }
   /* Never more than the data (big block_rows values would only waste
    * memory), always whole tiles. */
   b = DKM__MAX(b, 1);
