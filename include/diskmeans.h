@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define DKM_VERSION_MAJOR 0
-#define DKM_VERSION_MINOR 1
+#define DKM_VERSION_MINOR 2
 #define DKM_VERSION_PATCH 0
 
 /** Returns the library's version as "MAJOR.MINOR.PATCH" (static text). */
@@ -260,10 +260,11 @@ DKM_API void dkm_source_close(dkm_source *src);
 /* ------------------------------------------------------------------------ */
 
 typedef enum dkm_init {
-  DKM_INIT_RANDOM = 0,     /* k distinct rows drawn at random (default) */
-  DKM_INIT_KMEANSPP,       /* k-means++: each centre a row drawn with probability
-                              proportional to its squared distance to the nearest
-                              centre so far; costs about one Lloyd iteration */
+  DKM_INIT_RANDOM = 0,     /* k distinct rows drawn at random */
+  DKM_INIT_KMEANSPP,       /* k-means++ (default): each centre a row drawn with
+                              probability proportional to its squared distance to
+                              the nearest centre so far; costs about one Lloyd
+                              iteration */
   DKM_INIT_GIVEN,          /* the caller's centroids (params.init_centroids) */
   DKM_INIT_GREEDY_KMEANSPP /* greedy k-means++ (as scikit-learn): each step draws
                               2 + ln k candidates that way and keeps the one that
@@ -326,7 +327,7 @@ typedef struct dkm_params {
   uint32_t n_redo;                  /* runs with different seeds; the best objective
                                        wins; default 1 */
   uint64_t seed;                    /* default DKM_DEFAULT_SEED */
-  dkm_init init;                    /* default DKM_INIT_RANDOM */
+  dkm_init init;                    /* default DKM_INIT_KMEANSPP */
   const float *init_centroids;      /* DKM_INIT_GIVEN: k * dim float32, borrowed
                                        for the duration of the call */
   dkm_metric metric;                /* default DKM_METRIC_L2 */

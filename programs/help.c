@@ -41,7 +41,7 @@ static const char train_help[] =
     "                                  T times its value (default 1e-4; 0: never)\n"
     "      --seed S                    random seed (default 1234)\n"
     "      --init random|kmeans++|greedy-kmeans++|FILE\n"
-    "                                  initial centroids (default random):\n"
+    "                                  initial centroids (default kmeans++):\n"
     "                                  kmeans++ costs about one iteration,\n"
     "                                  greedy-kmeans++ (as scikit-learn) about\n"
     "                                  2 + ln K; FILE is a .npy or .fvecs of K rows\n"

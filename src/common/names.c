@@ -5,8 +5,12 @@
 
 #include "internal.h"
 
+#define DKM__STRINGIFY_(x) #x
+#define DKM__STRINGIFY(x) DKM__STRINGIFY_(x)
+
 const char *dkm_version(void) {
-  return "0.1.0";
+  return DKM__STRINGIFY(DKM_VERSION_MAJOR) "." DKM__STRINGIFY(DKM_VERSION_MINOR) "." DKM__STRINGIFY(
+      DKM_VERSION_PATCH);
 }
 
 const char *dkm_strerror(dkm_status status) {

@@ -19,7 +19,7 @@ void dkm_params_init(dkm_params *params) {
   params->tol = 1e-4;
   params->n_redo = 1;
   params->seed = DKM_DEFAULT_SEED;
-  params->init = DKM_INIT_RANDOM;
+  params->init = DKM_INIT_KMEANSPP;
   params->init_centroids = NULL;
   params->metric = DKM_METRIC_L2;
   params->max_points_per_centroid = 256;

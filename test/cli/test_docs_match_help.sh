@@ -51,6 +51,7 @@ check "--version"
 run --version
 expect_status 0
 grep -Eq '^diskmeans [0-9]+\.[0-9]+\.[0-9]+$' "$OUT" || fail "--version printed: $(cat "$OUT")"
+grep -qF "prints \`$(cat "$OUT")\`" "$DOC" || fail "docs/cli.md does not say --version prints '$(cat "$OUT")'"
 run help
 expect_status 0
 grep -q '^Usage: diskmeans COMMAND' "$OUT" || fail "'help' does not print the main help"

@@ -67,7 +67,7 @@ for key in ["version", "params", "rows", "dim", "format", "dtype", "iterations",
 assert s["rows"] == 3000 and s["dim"] == 16, (s["rows"], s["dim"])
 assert s["format"] == "npy" and s["dtype"] == "f32"
 assert s["params"]["k"] == 8 and s["params"]["max_iter"] == 10 and s["params"]["seed"] == 5
-assert s["params"]["metric"] == "l2" and s["params"]["init"] == "random"
+assert s["params"]["metric"] == "l2" and s["params"]["init"] == "kmeans++"
 assert 1 <= len(s["iterations"]) <= 10 and s["n_iter"] == len(s["iterations"])
 objs = [it["objective"] for it in s["iterations"]]
 assert all(o > 0 for o in objs)

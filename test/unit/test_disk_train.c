@@ -336,13 +336,15 @@ static const dkm_source_methods fake_methods = {DKM_SOURCE_METHODS_VERSION, neve
 
 /* Disk mode's RAM does not grow with the sample: the plan's estimate for
  * disk mode is the same for a sample 8 times larger (and a small part of
- * it), while memory mode's grows by the sample's size. */
+ * it), while memory mode's grows by the sample's size. k-means++ (the
+ * default) is the one exception: 8 bytes per row, checked at the end. */
 static void test_disk_plan_memory_does_not_grow_with_the_sample(void **state) {
   (void)state;
   dkm_ctx *ctx = dkm_ctx_create(NULL);
   dkm_params p;
   dkm_params_init(&p);
   p.k = 1024;
+  p.init = DKM_INIT_RANDOM;
   p.storage = DKM_STORAGE_DISK;
   p.max_points_per_centroid = 0;
   p.tmp_dir = "/tmp";
@@ -368,6 +370,20 @@ static void test_disk_plan_memory_does_not_grow_with_the_sample(void **state) {
   assert_int_equal(spilled.from_source, 0);
   assert_int_equal(spilled.spill_bytes, UINT64_C(4) << 30);
   assert_true(spilled.disk_mode_bytes < spilled.sample_bytes / 20);
+  /* k-means++ keeps a distance and a norm per row: 8 bytes, 1/64 of a
+   * 128-dim row, and little else that grows with the sample (a double
+   * per tile). */
+  p.init = DKM_INIT_KMEANSPP;
+  dkm_plan pp_small, pp_large;
+  p.max_points_per_centroid = 1024;
+  assert_int_equal(dkm_plan_training(ctx, &p, &src, &pp_small), DKM_OK);
+  p.max_points_per_centroid = 8192;
+  assert_int_equal(dkm_plan_training(ctx, &p, &src, &pp_large), DKM_OK);
+  uint64_t more_rows = pp_large.sample_rows - pp_small.sample_rows;
+  uint64_t growth = pp_large.disk_mode_bytes - pp_small.disk_mode_bytes;
+  assert_true(growth >= 8 * more_rows);
+  assert_true(growth <= 8 * more_rows + more_rows / 16);
+  assert_true(pp_large.disk_mode_bytes < pp_large.sample_bytes / 20);
   dkm_ctx_free(ctx);
 }
 

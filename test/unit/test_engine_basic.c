@@ -279,6 +279,7 @@ static void kmeanspp_starts_lower_than_random(void **state) {
     p.k = K;
     p.max_iter = 1;
     p.seed = seed;
+    p.init = DKM_INIT_RANDOM;
     dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     sum_random += r->iters[0].objective;
     dkm_result_free(r);

@@ -17,7 +17,7 @@ static void defaults_are_documented(void **state) {
   assert_true(p.tol == 1e-4);
   assert_int_equal(p.n_redo, 1);
   assert_true(p.seed == DKM_DEFAULT_SEED);
-  assert_int_equal(p.init, DKM_INIT_RANDOM);
+  assert_int_equal(p.init, DKM_INIT_KMEANSPP);
   assert_null(p.init_centroids);
   assert_int_equal(p.metric, DKM_METRIC_L2);
   assert_int_equal(p.max_points_per_centroid, 256);

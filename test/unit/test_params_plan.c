@@ -42,6 +42,10 @@ static void sample_storage_and_sizes(void **state) {
   p.max_iter = 2;
   p.n_threads = 2;
   p.tmp_dir = dir;
+  /* Random rows keep no state per row, so the bounds below are the
+   * blocks' and the sample's alone (k-means++'s 8 bytes per row are
+   * test_disk_train's). */
+  p.init = DKM_INIT_RANDOM;
   dkm_plan plan;
 
   /* Default: 256 * k rows, in memory (far below half of RAM). */
@@ -130,6 +134,7 @@ static void a_random_access_file_is_trained_in_place_on_disk(void **state) {
   p.k = 10;
   p.max_iter = 3;
   p.tol = 0;
+  p.init = DKM_INIT_RANDOM; /* no per-row state: the blocks alone */
   p.max_points_per_centroid = 0;
   p.tmp_dir = spill_dir;
   p.storage = DKM_STORAGE_DISK;
