@@ -48,4 +48,21 @@ cc -std=c11 -Wall -Werror $(pkg-config --cflags diskmeans) "$work/readme_example
   -Wl,-rpath,"$work/prefix/lib/$(gcc -print-multiarch)"
 "$work/readme-example" >"$work/out-readme.txt"
 check_output "$work/out-readme.txt"
+echo "running README.md's lines for a non-system prefix"
+# The block that sets PREFIX; 'make install' there is the install above.
+awk '/^```sh$/ {on=1; block=""; next} on && /^```$/ {on=0; if (block ~ /^PREFIX=/) print block; next}
+     on {block = block $0 "\n"}' "$src/README.md" >"$work/prefix-lines.sh"
+grep -q '^make install PREFIX=' "$work/prefix-lines.sh" ||
+  { echo "README.md has no block for a non-system prefix"; exit 1; }
+sed -i -e "s|^PREFIX=.*|PREFIX='$work/prefix2'|" \
+  -e "s|^make install PREFIX=.*|cmake --install '$bin' --prefix \"\$PREFIX\" >/dev/null|" \
+  "$work/prefix-lines.sh"
+mkdir -p "$work/prefix-run"
+cp "$src/examples/example.c" "$work/prefix-run/"
+(cd "$work/prefix-run" && env -u PKG_CONFIG_PATH -u LD_LIBRARY_PATH bash -e "$work/prefix-lines.sh") \
+  >"$work/out-prefix.txt"
+check_output "$work/out-prefix.txt"
+# The rpath alone finds the library: no LD_LIBRARY_PATH was set above.
+readelf -d "$work/prefix-run/example" | grep -q "$work/prefix2" ||
+  { echo "the README's build recorded no rpath"; exit 1; }
 echo "1 passed, 0 failed"
