@@ -101,9 +101,10 @@ def run(command):
     else:
         raise SystemExit(f"transcript command not runnable here: {command}")
     env = dict(os.environ, **env_extra)
-    # Line-buffered stdout, as on a terminal, so that stdout and stderr
-    # interleave as the reader of the docs saw them.
-    proc = subprocess.run(["stdbuf", "-oL", "-eL"] + argv, cwd=cwd, env=env,
+    # One pipe for both, as a terminal shows them. (stdbuf would make stdout
+    # line-buffered, but its preloaded library breaks the sanitizer builds;
+    # the tool writes its stdout after its progress lines anyway.)
+    proc = subprocess.run(argv, cwd=cwd, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.split("\n")
     if out and out[-1] == "":
