@@ -2,24 +2,29 @@
 #   make demo   installs what is missing (apt), builds, trains on real data
 #   make test   installs what is missing, builds, runs every test (also under
 #               AddressSanitizer + UndefinedBehaviorSanitizer, and under
-#               ThreadSanitizer)
+#               ThreadSanitizer), then fuzzes each libFuzzer target for
+#               FUZZ_SECONDS (built with clang)
 # Others: make build, make install [PREFIX=...], make bench, make fuzz, make clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+# How long `make test` runs each fuzz target (from a copy of its corpus).
+FUZZ_SECONDS ?= 10
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-# Debian packages the build, the tests, the demo and the benchmarks use.
+# Debian packages the build, the tests, the demo and the benchmarks use;
+# the fuzz targets need clang and its runtimes (libFuzzer, the sanitizers).
 DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
        libjansson-dev zlib1g-dev dataset-fashion-mnist python3-numpy
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
 FUZZ_DEPS = clang libclang-rt-14-dev
 
-.PHONY: all deps bench-deps build build-asan build-tsan test test-release test-asan test-tsan demo \
-        install bench fuzz clean
+.PHONY: all deps bench-deps fuzz-deps build build-asan build-tsan test test-release test-asan \
+        test-tsan test-fuzz demo install bench fuzz clean
 
 all: build
 
@@ -30,6 +35,9 @@ deps:
 
 bench-deps:
 	@bash scripts/install-deps.sh $(BENCH_DEPS)
+
+fuzz-deps:
+	@bash scripts/install-deps.sh $(FUZZ_DEPS)
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
@@ -56,7 +64,7 @@ test-tsan: build-tsan
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
 	  ctest --output-on-failure -j $(JOBS)
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-fuzz
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
@@ -67,10 +75,19 @@ install: build
 bench: build bench-deps
 	@bash bench/compare.sh $(BUILD)
 
-fuzz: deps
-	@bash scripts/install-deps.sh $(FUZZ_DEPS)
-	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDKM_FUZZ=ON -DDKM_SANITIZE=ON -DDKM_BUILD_BENCH=OFF
-	cmake --build build-fuzz -j $(JOBS)
+# The libFuzzer targets (and, with them, the rest of the tree built by clang)
+# under ASan+UBSan. Run one longer with, e.g.,
+#   build-fuzz/test/fuzz_npy -max_total_time=600 CORPUS_COPY_DIR
+fuzz: deps fuzz-deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDKM_FUZZ=ON -DDKM_SANITIZE=ON \
+	  -DDKM_BUILD_BENCH=OFF -DDKM_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Every fuzz target CMake defines (one per test/fuzz/fuzz_*.c) runs for
+# FUZZ_SECONDS from a copy of its corpus in $(FUZZ_BUILD)/fuzz-runs/; a crash,
+# a sanitizer report or a leak fails the run (the input is kept there).
+test-fuzz: fuzz
+	cd $(FUZZ_BUILD) && ctest -L fuzz --output-on-failure -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -39,6 +39,7 @@ static void halves_to_floats(const unsigned char *p, size_t count, float *out) {
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 /* The F16C instruction converts 8 halves at once, exactly (subnormals
  * included, whatever MXCSR says): 4-5x the plain loop. It differs from it
@@ -52,12 +53,17 @@ __attribute__((target("avx,f16c"))) static void halves_to_floats_f16c(const unsi
   halves_to_floats(p + 2 * i, count - i, out + i);
 }
 
+/* F16C is asked of CPUID itself: clang (14) knows no "f16c" for
+ * __builtin_cpu_supports. "avx" still comes from the builtin, which also
+ * checks that the system saves the YMM registers F16C writes. */
 static int have_f16c(void) {
   static int cached = -1; /* a benign race: every thread computes the same */
   int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
   if (v < 0) {
+    unsigned eax, ebx, ecx, edx;
     __builtin_cpu_init();
-    v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    v = __builtin_cpu_supports("avx") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) &&
+        (ecx & bit_F16C) != 0;
     __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
   }
   return v;

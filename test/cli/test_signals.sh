@@ -47,18 +47,29 @@ expect_status 130
 [ "$(cat "$ERR")" = "diskmeans: interrupted" ] || fail "stderr: $(head -c 300 "$ERR")"
 expect_no_temp "$T"
 
+# temp_is_sized NAME BYTES: the temporary file for $T/NAME has BYTES or more.
+temp_is_sized() {
+  [ -n "$(find "$T" -maxdepth 1 -name "$1.tmp.*" -size +$(($2 - 1))c)" ]
+}
+
 check "SIGINT during assign"
 # 200,000 rows against 65,536 centroids: about 1.7 10^12 flops, seconds of work
-# even for a fast kernel (4,096 centroids took under the 0.5 s we wait).
+# even for a fast kernel (4,096 centroids took under the 0.5 s we wait). In
+# blocks of 2,048 rows, since the signal is seen between blocks: one block of
+# the automatic 32,768 rows took eight minutes under ASan on a busy machine.
 "$PY" -c "
 import numpy as np
 rng = np.random.default_rng(1)
 np.save('$T/a.npy', rng.standard_normal((200000, 64), dtype=np.float32))
 np.save('$T/ac.npy', rng.standard_normal((65536, 64), dtype=np.float32))"
 "$DISKMEANS" assign "$T/a.npy" -c "$T/ac.npy" -o "$T/l.npy" --distances "$T/d.npy" \
-  >"$OUT" 2>"$ERR" &
+  --block-rows 2048 >"$OUT" 2>"$ERR" &
 PID=$!
-wait_until 600 has_temp l.npy || true
+# The tool sizes its outputs (the distances last) just before the library
+# call: wait for that, not only for the files, so that the signal does not
+# land while the inputs are still loading (under TSan on a busy machine that
+# took more than the 0.5 s), which ends the tool at once and silently.
+wait_until 6000 temp_is_sized d.npy 800000 || true
 sleep 0.5
 kill -s INT "$PID"
 status_of wait "$PID"
