@@ -187,6 +187,25 @@ typedef struct cli_outfile {
   int slot; /* index in the signal-safe list, -1 if none */
 } cli_outfile;
 
+/* A file a command reads or writes, named by the option that gave it. */
+typedef struct cli_file_arg {
+  const char *option; /* "INPUT", "-o", "--labels", ... */
+  const char *path;   /* NULL when the option was not given */
+} cli_file_arg;
+
+/* The one check every command makes before any work: no output may be the
+ * same file as an input (compared by device and inode, following symlinks,
+ * so hard links, symlinks and "./x.npy" are caught), nor as another output.
+ * An output that does not exist yet is compared by its folder and name.
+ * Entries with a NULL path are skipped. Returns CLI_EXIT_OK, or prints one
+ * line naming both options and returns CLI_EXIT_ERROR. */
+int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_arg *outputs,
+                    size_t n_outputs);
+
+/* When path is an existing folder, prints "PATH: is a folder, not an output
+ * file" and returns -1; else 0. */
+int cli_refuse_folder(const char *path);
+
 /* Installs the SIGINT/SIGTERM/SIGHUP handlers. */
 void cli_signals_install(void);
 

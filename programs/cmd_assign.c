@@ -59,6 +59,10 @@ static int parse_args(int argc, char **argv, assign_args *a) {
   if (a->output == NULL) {
     return cli_usage_error("assign", "missing -o LABELS.npy");
   }
+  if (cli_refuse_folder(a->output) != 0 ||
+      (a->distances != NULL && cli_refuse_folder(a->distances) != 0)) {
+    return CLI_EXIT_ERROR;
+  }
   if (cli_output_kind(a->output) != CLI_OUT_NPY) {
     return cli_usage_error("assign", "-o %s: labels are written as .npy, not '%s'", a->output,
                            cli_extension(a->output));
@@ -67,8 +71,12 @@ static int parse_args(int argc, char **argv, assign_args *a) {
     return cli_usage_error("assign", "--distances %s: distances are written as .npy, not '%s'",
                            a->distances, cli_extension(a->distances));
   }
-  if (a->distances != NULL && strcmp(a->distances, a->output) == 0) {
-    return cli_usage_error("assign", "'%s' is given as two different outputs", a->output);
+  const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"-c", a->centroids}};
+  const cli_file_arg outputs[] = {{"-o", a->output}, {"--distances", a->distances}};
+  rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
+                       sizeof outputs / sizeof outputs[0]);
+  if (rc != CLI_EXIT_OK) {
+    return rc;
   }
   return -1;
 }

@@ -7,10 +7,12 @@
  * folder fails here), open the input and the initial centroids, then train,
  * label, write, and only at the very end rename the outputs into place.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -68,6 +70,13 @@ static int train_option(const cli_scanner *s, int id, const char *v, void *args)
     } else if (v[0] == '\0') {
       return cli_usage_error("train",
                              "--init: empty value (random, kmeans++, greedy-kmeans++ or a file)");
+    } else if (access(v, F_OK) != 0 && errno == ENOENT) {
+      /* Most likely a misspelt method ("kmeans"): name the choices rather
+       * than only "No such file or directory". */
+      return cli_usage_error("train",
+                             "--init: '%s' is neither random, kmeans++, greedy-kmeans++ nor an "
+                             "existing file",
+                             v);
     } else {
       p->init = DKM_INIT_GIVEN;
       a->init_file = v;
@@ -105,6 +114,13 @@ static int parse_args(int argc, char **argv, train_args *a) {
   if (a->output == NULL) {
     return cli_usage_error("train", "missing -o CENTROIDS");
   }
+  /* A folder has no extension: say what it is rather than that its
+   * extension '' is unknown. */
+  if (cli_refuse_folder(a->output) != 0 ||
+      (a->labels != NULL && cli_refuse_folder(a->labels) != 0) ||
+      (a->stats != NULL && cli_refuse_folder(a->stats) != 0)) {
+    return CLI_EXIT_ERROR;
+  }
   if (cli_output_kind(a->output) == CLI_OUT_OTHER) {
     return cli_usage_error("train", "-o %s: unknown centroid file extension '%s' (.npy or .fvecs)",
                            a->output, cli_extension(a->output));
@@ -113,13 +129,12 @@ static int parse_args(int argc, char **argv, train_args *a) {
     return cli_usage_error("train", "--labels %s: labels are written as .npy, not '%s'", a->labels,
                            cli_extension(a->labels));
   }
-  const char *outs[3] = {a->output, a->labels, a->stats};
-  for (int i = 0; i < 3; i++) {
-    for (int j = i + 1; j < 3; j++) {
-      if (outs[i] != NULL && outs[j] != NULL && strcmp(outs[i], outs[j]) == 0) {
-        return cli_usage_error("train", "'%s' is given as two different outputs", outs[i]);
-      }
-    }
+  const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"--init", a->init_file}};
+  const cli_file_arg outputs[] = {{"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
+  rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
+                           sizeof outputs / sizeof outputs[0]);
+  if (rc != CLI_EXIT_OK) {
+    return rc;
   }
   if (a->common.params.tmp_dir == NULL) {
     a->common.params.tmp_dir = cli_default_tmp_dir();
