@@ -206,7 +206,7 @@ int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_
  * file" and returns -1; else 0. */
 int cli_refuse_folder(const char *path);
 
-/* Installs the SIGINT/SIGTERM/SIGHUP handlers. */
+/* Installs the handlers of SIGINT, SIGTERM, SIGHUP and SIGPIPE. */
 void cli_signals_install(void);
 
 /* While a library call that can be cancelled is running, a first signal only

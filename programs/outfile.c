@@ -48,7 +48,10 @@ static void on_signal(int sig) {
   _exit(128 + sig);
 }
 
-static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP};
+/* SIGPIPE too: a reader that goes away (diskmeans ... 2>&1 | head) would
+ * otherwise kill the tool by the default action, leaving its temporary files
+ * behind. Handled, it cancels the work like Ctrl-C and exits 141. */
+static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
 #define N_HANDLED (int)(sizeof handled_signals / sizeof handled_signals[0])
 
 void cli_signals_install(void) {
