@@ -28,9 +28,9 @@ int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, 
     return CLI_EXIT_ERROR;
   }
   /* Labels are int32, so at most 2^31 - 1 centroids can be told apart. */
-  if (src->rows > INT32_MAX) {
-    cli_error("%s: %llu rows are too many %s (at most %d)", path, (unsigned long long)src->rows,
-              what, INT32_MAX);
+  if (src->rows > DKM_MAX_K) {
+    cli_error("%s: %llu rows are too many %s (at most %d: labels are int32)", path,
+              (unsigned long long)src->rows, what, DKM_MAX_K);
     dkm_source_close(src);
     return CLI_EXIT_ERROR;
   }

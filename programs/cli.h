@@ -123,6 +123,8 @@ int cli_parse_u64(const cli_scanner *s, const char *text, uint64_t min, uint64_t
                   uint64_t *out);
 int cli_parse_u32(const cli_scanner *s, const char *text, uint32_t min, uint32_t *out);
 int cli_parse_double(const cli_scanner *s, const char *text, double min, double *out);
+/* -k: 1 to DKM_MAX_K, with the library's wording above that. */
+int cli_parse_k(const cli_scanner *s, const char *text, uint32_t *out);
 /* "4G", "512M", "1.5T", "100000": bytes with an optional K/M/G/T suffix
  * (powers of 1024), an optional "B" or "iB" after it. */
 int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out);
