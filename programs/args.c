@@ -333,6 +333,7 @@ static int cli_common_option(const cli_scanner *s, int id, const char *value, cl
     break;
   case CLI_OPT_METRIC:
     bad = cli_parse_metric(s, value, &p->metric);
+    c->have_metric = 1;
     break;
   case CLI_OPT_K:
     bad = cli_parse_k(s, value, &p->k);

@@ -151,6 +151,7 @@ typedef struct cli_common_args {
   const char *input; /* the one positional argument */
   int quiet;
   int have_k;
+  int have_metric; /* --metric was given */
   cli_input_options in;
   dkm_params params;
 } cli_common_args;
@@ -243,12 +244,20 @@ void cli_outfile_abort(cli_outfile *f);
 /* --- writers (writers.c) ---------------------------------------------------- */
 
 /* Size of the .npy header used for every output: the data starts at a
- * multiple of 64 bytes. descr is "<f4" or "<i4"; cols 0 means a 1-D shape. */
-size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols);
+ * multiple of 64 bytes. descr is "<f4" or "<i4"; cols 0 means a 1-D shape.
+ * A comment (or NULL) is written after the dict as "# comment". */
+size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols,
+                      const char *comment);
 
-/* Writes k x dim float32 centroids to f as .npy or .fvecs (by the target's
- * extension, which cli_output_kind() already checked). */
-int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim);
+/* How a .npy centroid file records the metric it was trained with: a Python
+ * comment after the header dict, "# diskmeans metric=ip". */
+#define CLI_METRIC_TAG "diskmeans metric="
+
+/* Writes k x dim float32 centroids to f as .npy (recording metric in the
+ * header) or .fvecs (which cannot record it), by the target's extension,
+ * which cli_output_kind() already checked. */
+int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim,
+                        dkm_metric metric);
 
 /* Kinds of centroid files, by extension. */
 typedef enum { CLI_OUT_NPY, CLI_OUT_FVECS, CLI_OUT_OTHER } cli_out_kind;
@@ -283,6 +292,12 @@ void cli_npy_map_abort(cli_npy_map *m);
  * returns the exit status. */
 int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, uint32_t want_k,
                        const char *what, float **out, uint32_t *k_out);
+
+/* The metric a .npy centroid file records (CLI_METRIC_TAG): *found is 1
+ * and *metric set when it has one; 0 for any other file, one that cannot be
+ * opened included (reading it whole reports that). Returns CLI_EXIT_OK, or
+ * prints one line and returns CLI_EXIT_ERROR for a tag naming no metric. */
+int cli_read_metric_tag(const char *path, dkm_metric *metric, int *found);
 
 /* Summary of cluster sizes. */
 typedef struct cli_sizes {

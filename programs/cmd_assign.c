@@ -117,6 +117,25 @@ int cli_cmd_assign(int argc, char **argv) {
   memset(&distances, 0, sizeof distances);
   labels.file.fd = distances.file.fd = -1;
 
+  /* Centroids trained with one metric and assigned with another give
+   * plausible but wrong labels. A .npy written by train records its metric:
+   * it is the default here, and a different --metric is refused. */
+  dkm_metric recorded;
+  int have_recorded;
+  rc = cli_read_metric_tag(a.centroids, &recorded, &have_recorded);
+  if (rc != CLI_EXIT_OK) {
+    goto done;
+  }
+  if (have_recorded && a.common.have_metric && recorded != p->metric) {
+    cli_error("-c %s: the centroids were trained with --metric %s, not --metric %s", a.centroids,
+              dkm_metric_name(recorded), dkm_metric_name(p->metric));
+    rc = CLI_EXIT_ERROR;
+    goto done;
+  }
+  if (have_recorded) {
+    p->metric = recorded;
+  }
+
   dkm_status st = dkm_params_check(ctx, p);
   if (st != DKM_OK) {
     rc = cli_usage_error("assign", "%s", dkm_ctx_errmsg(ctx));

@@ -421,7 +421,7 @@ int cli_cmd_train(int argc, char **argv) {
 
   cli_sizes sizes;
   cli_sizes_summary(res->cluster_sizes, res->k, &sizes);
-  if (cli_write_centroids(&t.centroids, res->centroids, res->k, res->dim) != 0) {
+  if (cli_write_centroids(&t.centroids, res->centroids, res->k, res->dim, p->metric) != 0) {
     return fail(&t, CLI_EXIT_ERROR);
   }
   train_report report = {
@@ -468,6 +468,12 @@ int cli_cmd_train(int argc, char **argv) {
            dkm_storage_name(res->storage), res->from_source ? " (read from the input)" : "",
            cli_format_bytes(res->spill_bytes, spill, sizeof spill), cli_now() - start,
            res->sample_seconds, res->train_seconds);
+  }
+  if (!a.common.quiet && p->metric != DKM_METRIC_L2 && cli_output_kind(a.output) == CLI_OUT_FVECS) {
+    /* .npy centroids carry their metric to assign; .fvecs cannot. */
+    fflush(stdout);
+    cli_error("note: %s cannot record the metric: give assign --metric %s too", a.output,
+              dkm_metric_name(p->metric));
   }
   cleanup(&t);
   return CLI_EXIT_OK;
