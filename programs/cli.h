@@ -322,6 +322,8 @@ typedef enum { CLI_PROGRESS_QUIET, CLI_PROGRESS_TTY, CLI_PROGRESS_PLAIN } cli_pr
 typedef struct cli_progress {
   cli_progress_mode mode;
   uint32_t n_redo;
+  uint64_t sample_rows;  /* rows the sample will hold (0: unknown), so that
+                            "sampled X of Y rows" tells kept from scanned */
   int shown;             /* a bar is on screen */
   double last_draw;      /* when the bar was last drawn */
   unsigned phases_drawn; /* bit per dkm_phase already shown */
