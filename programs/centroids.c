@@ -94,8 +94,8 @@ int cli_read_metric_tag(const char *path, dkm_metric *metric, int *found) {
     len = pre[6] == 1 ? (size_t)pre[8] | (size_t)pre[9] << 8
                       : (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 |
                             (size_t)pre[11] << 24;
-    if (got >= start && len <= 65536 && (text = malloc(len + 1)) != NULL &&
-        fseek(f, (long)start, SEEK_SET) == 0) {
+    if (got >= start && len <= 65536 && fseek(f, (long)start, SEEK_SET) == 0 &&
+        (text = malloc(len + 1)) != NULL) {
       len = fread(text, 1, len, f);
       text[len] = '\0';
     }
