@@ -130,9 +130,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
                            cli_extension(a->labels));
   }
   const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"--init", a->init_file}};
-  const cli_file_arg outputs[] = {{"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
+  const cli_file_arg outputs[] = {
+      {"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
   rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
-                           sizeof outputs / sizeof outputs[0]);
+                       sizeof outputs / sizeof outputs[0]);
   if (rc != CLI_EXIT_OK) {
     return rc;
   }
@@ -436,13 +437,13 @@ int cli_cmd_train(int argc, char **argv) {
   /* The limit bounds the sample in memory; the centroids, the work buffers
    * and the blocks read come on top, and with a small limit they are most
    * of it. Not an error, but a surprise worth one line. */
-  uint64_t peak = plan.storage == DKM_STORAGE_MEMORY ? plan.memory_mode_bytes : plan.disk_mode_bytes;
+  uint64_t peak =
+      plan.storage == DKM_STORAGE_MEMORY ? plan.memory_mode_bytes : plan.disk_mode_bytes;
   if (!a.common.quiet && peak > plan.memory_limit) {
     char peak_text[32], limit_text[32];
     cli_error("note: training needs about %s in %s mode, more than the memory limit of %s, "
               "which bounds the sample only",
-              cli_format_bytes(peak, peak_text, sizeof peak_text),
-              dkm_storage_name(plan.storage),
+              cli_format_bytes(peak, peak_text, sizeof peak_text), dkm_storage_name(plan.storage),
               cli_format_bytes(plan.memory_limit, limit_text, sizeof limit_text));
   }
   p->progress = cli_progress_callback;

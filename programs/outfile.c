@@ -198,8 +198,8 @@ int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_
       }
       file_id other = identify(outputs[j].path);
       if (same_file(&other, outputs[j].path, &out, outputs[i].path)) {
-        cli_error("%s %s and %s %s are the same file: each output needs its own",
-                  outputs[j].option, outputs[j].path, outputs[i].option, outputs[i].path);
+        cli_error("%s %s and %s %s are the same file: each output needs its own", outputs[j].option,
+                  outputs[j].path, outputs[i].option, outputs[i].path);
         return CLI_EXIT_ERROR;
       }
     }
