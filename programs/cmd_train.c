@@ -70,13 +70,6 @@ static int train_option(const cli_scanner *s, int id, const char *v, void *args)
     } else if (v[0] == '\0') {
       return cli_usage_error("train",
                              "--init: empty value (random, kmeans++, greedy-kmeans++ or a file)");
-    } else if (access(v, F_OK) != 0 && errno == ENOENT) {
-      /* Most likely a misspelt method ("kmeans"): name the choices rather
-       * than only "No such file or directory". */
-      return cli_usage_error("train",
-                             "--init: '%s' is neither random, kmeans++, greedy-kmeans++ nor an "
-                             "existing file",
-                             v);
     } else {
       p->init = DKM_INIT_GIVEN;
       a->init_file = v;
@@ -128,6 +121,13 @@ static int parse_args(int argc, char **argv, train_args *a) {
   if (a->labels != NULL && cli_output_kind(a->labels) != CLI_OUT_NPY) {
     return cli_usage_error("train", "--labels %s: labels are written as .npy, not '%s'", a->labels,
                            cli_extension(a->labels));
+  }
+  if (a->init_file != NULL && access(a->init_file, F_OK) != 0 && errno == ENOENT) {
+    /* Most likely a misspelt method ("kmeans"): name the choices rather
+     * than only "kmeans: No such file or directory". */
+    cli_error("--init: '%s' is neither random, kmeans++, greedy-kmeans++ nor an existing file",
+              a->init_file);
+    return CLI_EXIT_ERROR;
   }
   const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"--init", a->init_file}};
   const cli_file_arg outputs[] = {

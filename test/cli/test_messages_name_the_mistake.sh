@@ -10,7 +10,7 @@ blobs "$T/x.npy" 100 4 3
 check "--init with a misspelt method names the choices"
 for v in kmeans kmeanspp Random; do
   run train "$T/x.npy" -k 3 -o "$T/o.npy" --init "$v"
-  expect_status 2
+  expect_status 1
   expect_one_error_line "--init: '$v' is neither random, kmeans\+\+, greedy-kmeans\+\+ nor an existing file"
 done
 expect_missing "$T/o.npy"
