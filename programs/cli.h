@@ -347,6 +347,8 @@ int cli_progress_callback(void *user, const dkm_progress *progress);
 void cli_progress_finish(cli_progress *p);
 /* Erases whatever bar is on screen (cli_error calls it). */
 void cli_progress_erase(void);
+/* Whether a bar is on screen; async-signal-safe. */
+int cli_progress_bar_shown(void);
 
 /* A JSON integer, or a real for the (unlikely) values above INT64_MAX. */
 json_t *cli_json_u64(uint64_t v);

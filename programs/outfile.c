@@ -45,6 +45,15 @@ static void on_signal(int sig) {
     return;
   }
   unlink_pending();
+  /* Say why, as the cancelled path does: a signal that lands outside a
+   * library call (while centroids are read, say) would otherwise end the
+   * run without a word. write() is async-signal-safe; stdio is not. */
+  static const char erase[] = "\r\033[K";
+  static const char msg[] = CLI_NAME ": interrupted\n";
+  if (cli_progress_bar_shown()) {
+    (void)!write(STDERR_FILENO, erase, sizeof erase - 1);
+  }
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
   _exit(128 + sig);
 }
 

@@ -19,7 +19,11 @@
 
 /* Whether a bar is on the terminal's last line, whichever command drew it:
  * an error message must first erase it, or it would be glued to the bar. */
-static int bar_on_screen;
+static volatile sig_atomic_t bar_on_screen;
+
+int cli_progress_bar_shown(void) {
+  return bar_on_screen;
+}
 
 void cli_progress_erase(void) {
   if (bar_on_screen) {
