@@ -319,8 +319,13 @@ typedef int (*dkm_progress_fn)(void *user, const dkm_progress *progress);
 
 #define DKM_DEFAULT_SEED UINT64_C(1234)
 
+/** The largest k: labels are int32, so at most 2^31 - 1 clusters can be told
+ *  apart. dkm_params_check() refuses more with "k is K; it must be at most
+ *  2147483647 (labels are int32)". */
+#define DKM_MAX_K INT32_MAX
+
 typedef struct dkm_params {
-  uint32_t k;                       /* clusters, >= 1 (no default: must be set) */
+  uint32_t k;                       /* clusters, 1 to DKM_MAX_K (no default: must be set) */
   uint32_t max_iter;                /* Lloyd iterations at most; default 25, >= 1 */
   double tol;                       /* stop when |obj_prev - obj| <= tol * |obj_prev|;
                                        default 1e-4; 0 runs every iteration */

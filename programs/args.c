@@ -175,6 +175,27 @@ int cli_parse_u32(const cli_scanner *s, const char *text, uint32_t min, uint32_t
   return 0;
 }
 
+int cli_parse_k(const cli_scanner *s, const char *text, uint32_t *out) {
+  /* Any k above DKM_MAX_K, even one that overflows 64 bits, gets the
+   * library's own wording, so that -k 4000000000 and -k 99999999999 say
+   * the same thing. */
+  if (text != NULL && isdigit((unsigned char)text[0]) && text[strspn(text, "0123456789")] == '\0') {
+    errno = 0;
+    unsigned long long v = strtoull(text, NULL, 10);
+    if (errno == ERANGE || v > (unsigned long long)DKM_MAX_K) {
+      cli_usage_error(s->cmd, "%s: k is %s; it must be at most %d (labels are int32)", s->name,
+                      text, DKM_MAX_K);
+      return -1;
+    }
+  }
+  uint64_t v;
+  if (cli_parse_u64(s, text, 1, DKM_MAX_K, &v) != 0) {
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
 int cli_parse_double(const cli_scanner *s, const char *text, double min, double *out) {
   errno = 0;
   char *end;
@@ -312,9 +333,10 @@ static int cli_common_option(const cli_scanner *s, int id, const char *value, cl
     break;
   case CLI_OPT_METRIC:
     bad = cli_parse_metric(s, value, &p->metric);
+    c->have_metric = 1;
     break;
   case CLI_OPT_K:
-    bad = cli_parse_u32(s, value, 1, &p->k);
+    bad = cli_parse_k(s, value, &p->k);
     c->have_k = 1;
     break;
   case CLI_OPT_MPPC:

@@ -3,6 +3,7 @@
  * whole into memory, checked against the input it will be used with.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +29,9 @@ int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, 
     return CLI_EXIT_ERROR;
   }
   /* Labels are int32, so at most 2^31 - 1 centroids can be told apart. */
-  if (src->rows > INT32_MAX) {
-    cli_error("%s: %llu rows are too many %s (at most %d)", path, (unsigned long long)src->rows,
-              what, INT32_MAX);
+  if (src->rows > DKM_MAX_K) {
+    cli_error("%s: %llu rows are too many %s (at most %d: labels are int32)", path,
+              (unsigned long long)src->rows, what, DKM_MAX_K);
     dkm_source_close(src);
     return CLI_EXIT_ERROR;
   }
@@ -73,6 +74,59 @@ int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, 
   *out = buf;
   dkm_source_close(src);
   return CLI_EXIT_OK;
+}
+
+int cli_read_metric_tag(const char *path, dkm_metric *metric, int *found) {
+  *found = 0;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    return CLI_EXIT_OK;
+  }
+  /* The preamble: magic, version, then the header length (2 bytes in
+   * version 1, 4 in versions 2 and 3). Headers we write are short; a long
+   * one is read up to 64 KiB, the library's own limit. */
+  unsigned char pre[12];
+  size_t got = fread(pre, 1, sizeof pre, f);
+  char *text = NULL;
+  size_t len = 0;
+  if (got >= 10 && memcmp(pre, "\x93NUMPY", 6) == 0) {
+    size_t start = pre[6] == 1 ? 10 : 12;
+    len = pre[6] == 1 ? (size_t)pre[8] | (size_t)pre[9] << 8
+                      : (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 |
+                            (size_t)pre[11] << 24;
+    if (got >= start && len <= 65536 && fseek(f, (long)start, SEEK_SET) == 0 &&
+        (text = malloc(len + 1)) != NULL) {
+      len = fread(text, 1, len, f);
+      text[len] = '\0';
+    }
+  }
+  fclose(f);
+  if (text == NULL) {
+    return CLI_EXIT_OK;
+  }
+  /* The tag follows the dict's closing brace; a '#' inside a quoted value
+   * of the dict is not a comment. */
+  const char *brace = memchr(text, '}', len);
+  const char *tag = brace != NULL ? strstr(brace, "# " CLI_METRIC_TAG) : NULL;
+  int rc = CLI_EXIT_OK;
+  if (tag != NULL) {
+    const char *name = tag + strlen("# " CLI_METRIC_TAG);
+    size_t n = strcspn(name, " \t\r\n");
+    for (int m = DKM_METRIC_L2; m <= DKM_METRIC_IP; m++) {
+      const char *known = dkm_metric_name((dkm_metric)m);
+      if (strlen(known) == n && strncmp(name, known, n) == 0) {
+        *metric = (dkm_metric)m;
+        *found = 1;
+      }
+    }
+    if (!*found) {
+      cli_error("%s: the header records an unknown metric '%.*s' (l2, cosine, ip)", path,
+                (int)(n < 32 ? n : 32), name);
+      rc = CLI_EXIT_ERROR;
+    }
+  }
+  free(text);
+  return rc;
 }
 
 void cli_sizes_summary(const uint64_t *counts, uint32_t k, cli_sizes *out) {

@@ -123,6 +123,8 @@ int cli_parse_u64(const cli_scanner *s, const char *text, uint64_t min, uint64_t
                   uint64_t *out);
 int cli_parse_u32(const cli_scanner *s, const char *text, uint32_t min, uint32_t *out);
 int cli_parse_double(const cli_scanner *s, const char *text, double min, double *out);
+/* -k: 1 to DKM_MAX_K, with the library's wording above that. */
+int cli_parse_k(const cli_scanner *s, const char *text, uint32_t *out);
 /* "4G", "512M", "1.5T", "100000": bytes with an optional K/M/G/T suffix
  * (powers of 1024), an optional "B" or "iB" after it. */
 int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out);
@@ -149,6 +151,7 @@ typedef struct cli_common_args {
   const char *input; /* the one positional argument */
   int quiet;
   int have_k;
+  int have_metric; /* --metric was given */
   cli_input_options in;
   dkm_params params;
 } cli_common_args;
@@ -187,7 +190,26 @@ typedef struct cli_outfile {
   int slot; /* index in the signal-safe list, -1 if none */
 } cli_outfile;
 
-/* Installs the SIGINT/SIGTERM/SIGHUP handlers. */
+/* A file a command reads or writes, named by the option that gave it. */
+typedef struct cli_file_arg {
+  const char *option; /* "INPUT", "-o", "--labels", ... */
+  const char *path;   /* NULL when the option was not given */
+} cli_file_arg;
+
+/* The one check every command makes before any work: no output may be the
+ * same file as an input (compared by device and inode, following symlinks,
+ * so hard links, symlinks and "./x.npy" are caught), nor as another output.
+ * An output that does not exist yet is compared by its folder and name.
+ * Entries with a NULL path are skipped. Returns CLI_EXIT_OK, or prints one
+ * line naming both options and returns CLI_EXIT_ERROR. */
+int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_arg *outputs,
+                    size_t n_outputs);
+
+/* When path is an existing folder, prints "PATH: is a folder, not an output
+ * file" and returns -1; else 0. */
+int cli_refuse_folder(const char *path);
+
+/* Installs the handlers of SIGINT, SIGTERM, SIGHUP and SIGPIPE. */
 void cli_signals_install(void);
 
 /* While a library call that can be cancelled is running, a first signal only
@@ -222,12 +244,20 @@ void cli_outfile_abort(cli_outfile *f);
 /* --- writers (writers.c) ---------------------------------------------------- */
 
 /* Size of the .npy header used for every output: the data starts at a
- * multiple of 64 bytes. descr is "<f4" or "<i4"; cols 0 means a 1-D shape. */
-size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols);
+ * multiple of 64 bytes. descr is "<f4" or "<i4"; cols 0 means a 1-D shape.
+ * A comment (or NULL) is written after the dict as "# comment". */
+size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols,
+                      const char *comment);
 
-/* Writes k x dim float32 centroids to f as .npy or .fvecs (by the target's
- * extension, which cli_output_kind() already checked). */
-int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim);
+/* How a .npy centroid file records the metric it was trained with: a Python
+ * comment after the header dict, "# diskmeans metric=ip". */
+#define CLI_METRIC_TAG "diskmeans metric="
+
+/* Writes k x dim float32 centroids to f as .npy (recording metric in the
+ * header) or .fvecs (which cannot record it), by the target's extension,
+ * which cli_output_kind() already checked. */
+int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim,
+                        dkm_metric metric);
 
 /* Kinds of centroid files, by extension. */
 typedef enum { CLI_OUT_NPY, CLI_OUT_FVECS, CLI_OUT_OTHER } cli_out_kind;
@@ -263,6 +293,12 @@ void cli_npy_map_abort(cli_npy_map *m);
 int cli_read_centroids(dkm_ctx *ctx, const char *path, const dkm_source *input, uint32_t want_k,
                        const char *what, float **out, uint32_t *k_out);
 
+/* The metric a .npy centroid file records (CLI_METRIC_TAG): *found is 1
+ * and *metric set when it has one; 0 for any other file, one that cannot be
+ * opened included (reading it whole reports that). Returns CLI_EXIT_OK, or
+ * prints one line and returns CLI_EXIT_ERROR for a tag naming no metric. */
+int cli_read_metric_tag(const char *path, dkm_metric *metric, int *found);
+
 /* Summary of cluster sizes. */
 typedef struct cli_sizes {
   uint32_t k;
@@ -286,6 +322,8 @@ typedef enum { CLI_PROGRESS_QUIET, CLI_PROGRESS_TTY, CLI_PROGRESS_PLAIN } cli_pr
 typedef struct cli_progress {
   cli_progress_mode mode;
   uint32_t n_redo;
+  uint64_t sample_rows;  /* rows the sample will hold (0: unknown), so that
+                            "sampled X of Y rows" tells kept from scanned */
   int shown;             /* a bar is on screen */
   double last_draw;      /* when the bar was last drawn */
   unsigned phases_drawn; /* bit per dkm_phase already shown */
@@ -309,6 +347,8 @@ int cli_progress_callback(void *user, const dkm_progress *progress);
 void cli_progress_finish(cli_progress *p);
 /* Erases whatever bar is on screen (cli_error calls it). */
 void cli_progress_erase(void);
+/* Whether a bar is on screen; async-signal-safe. */
+int cli_progress_bar_shown(void);
 
 /* A JSON integer, or a real for the (unlikely) values above INT64_MAX. */
 json_t *cli_json_u64(uint64_t v);

@@ -59,6 +59,10 @@ static int parse_args(int argc, char **argv, assign_args *a) {
   if (a->output == NULL) {
     return cli_usage_error("assign", "missing -o LABELS.npy");
   }
+  if (cli_refuse_folder(a->output) != 0 ||
+      (a->distances != NULL && cli_refuse_folder(a->distances) != 0)) {
+    return CLI_EXIT_ERROR;
+  }
   if (cli_output_kind(a->output) != CLI_OUT_NPY) {
     return cli_usage_error("assign", "-o %s: labels are written as .npy, not '%s'", a->output,
                            cli_extension(a->output));
@@ -67,8 +71,12 @@ static int parse_args(int argc, char **argv, assign_args *a) {
     return cli_usage_error("assign", "--distances %s: distances are written as .npy, not '%s'",
                            a->distances, cli_extension(a->distances));
   }
-  if (a->distances != NULL && strcmp(a->distances, a->output) == 0) {
-    return cli_usage_error("assign", "'%s' is given as two different outputs", a->output);
+  const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"-c", a->centroids}};
+  const cli_file_arg outputs[] = {{"-o", a->output}, {"--distances", a->distances}};
+  rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
+                       sizeof outputs / sizeof outputs[0]);
+  if (rc != CLI_EXIT_OK) {
+    return rc;
   }
   return -1;
 }
@@ -108,6 +116,25 @@ int cli_cmd_assign(int argc, char **argv) {
   memset(&labels, 0, sizeof labels);
   memset(&distances, 0, sizeof distances);
   labels.file.fd = distances.file.fd = -1;
+
+  /* Centroids trained with one metric and assigned with another give
+   * plausible but wrong labels. A .npy written by train records its metric:
+   * it is the default here, and a different --metric is refused. */
+  dkm_metric recorded;
+  int have_recorded;
+  rc = cli_read_metric_tag(a.centroids, &recorded, &have_recorded);
+  if (rc != CLI_EXIT_OK) {
+    goto done;
+  }
+  if (have_recorded && a.common.have_metric && recorded != p->metric) {
+    cli_error("-c %s: the centroids were trained with --metric %s, not --metric %s", a.centroids,
+              dkm_metric_name(recorded), dkm_metric_name(p->metric));
+    rc = CLI_EXIT_ERROR;
+    goto done;
+  }
+  if (have_recorded) {
+    p->metric = recorded;
+  }
 
   dkm_status st = dkm_params_check(ctx, p);
   if (st != DKM_OK) {

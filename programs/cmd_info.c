@@ -149,18 +149,21 @@ int cli_cmd_info(int argc, char **argv) {
   if (rc != CLI_EXIT_OK) {
     goto done;
   }
-  if (have_k) {
-    st = dkm_plan_training(ctx, p, src, &plan);
-    if (st != DKM_OK) {
-      rc = cli_library_error(ctx, st);
-      goto done;
-    }
-  }
+  /* A plan that cannot be made (k larger than the rows) still leaves a
+   * file worth describing: print what it holds, then the error. */
+  st = have_k ? dkm_plan_training(ctx, p, src, &plan) : DKM_OK;
+  const dkm_plan *shown = have_k && st == DKM_OK ? &plan : NULL;
   if (a.json) {
-    rc = print_json(&a, src, have_k ? &plan : NULL);
+    rc = print_json(&a, src, shown);
   } else {
-    print_text(&a, src, have_k ? &plan : NULL);
+    print_text(&a, src, shown);
     rc = CLI_EXIT_OK;
+  }
+  if (st != DKM_OK) {
+    /* stdout first, so that a terminal shows the description above the
+     * error. */
+    fflush(stdout);
+    rc = cli_library_error(ctx, st);
   }
 
 done:

@@ -7,10 +7,12 @@
  * folder fails here), open the input and the initial centroids, then train,
  * label, write, and only at the very end rename the outputs into place.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -105,6 +107,13 @@ static int parse_args(int argc, char **argv, train_args *a) {
   if (a->output == NULL) {
     return cli_usage_error("train", "missing -o CENTROIDS");
   }
+  /* A folder has no extension: say what it is rather than that its
+   * extension '' is unknown. */
+  if (cli_refuse_folder(a->output) != 0 ||
+      (a->labels != NULL && cli_refuse_folder(a->labels) != 0) ||
+      (a->stats != NULL && cli_refuse_folder(a->stats) != 0)) {
+    return CLI_EXIT_ERROR;
+  }
   if (cli_output_kind(a->output) == CLI_OUT_OTHER) {
     return cli_usage_error("train", "-o %s: unknown centroid file extension '%s' (.npy or .fvecs)",
                            a->output, cli_extension(a->output));
@@ -113,13 +122,20 @@ static int parse_args(int argc, char **argv, train_args *a) {
     return cli_usage_error("train", "--labels %s: labels are written as .npy, not '%s'", a->labels,
                            cli_extension(a->labels));
   }
-  const char *outs[3] = {a->output, a->labels, a->stats};
-  for (int i = 0; i < 3; i++) {
-    for (int j = i + 1; j < 3; j++) {
-      if (outs[i] != NULL && outs[j] != NULL && strcmp(outs[i], outs[j]) == 0) {
-        return cli_usage_error("train", "'%s' is given as two different outputs", outs[i]);
-      }
-    }
+  if (a->init_file != NULL && access(a->init_file, F_OK) != 0 && errno == ENOENT) {
+    /* Most likely a misspelt method ("kmeans"): name the choices rather
+     * than only "kmeans: No such file or directory". */
+    cli_error("--init: '%s' is neither random, kmeans++, greedy-kmeans++ nor an existing file",
+              a->init_file);
+    return CLI_EXIT_ERROR;
+  }
+  const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"--init", a->init_file}};
+  const cli_file_arg outputs[] = {
+      {"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
+  rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
+                       sizeof outputs / sizeof outputs[0]);
+  if (rc != CLI_EXIT_OK) {
+    return rc;
   }
   if (a->common.params.tmp_dir == NULL) {
     a->common.params.tmp_dir = cli_default_tmp_dir();
@@ -128,6 +144,22 @@ static int parse_args(int argc, char **argv, train_args *a) {
 }
 
 /* --- the JSON report ------------------------------------------------------ */
+
+/* The wall time of the command in parts that add up: the library reports
+ * the sample and init times inside its whole call (train_seconds); the rest
+ * of that call is the iterations (and the little bookkeeping around them),
+ * and what the command did outside the library calls (open the input, plan,
+ * write and sync the outputs) is "other". */
+typedef struct time_parts {
+  double iterations;
+  double other;
+} time_parts;
+
+static void split_time(const dkm_result *res, double labels_seconds, double wall_seconds,
+                       time_parts *out) {
+  out->iterations = fmax(0, res->train_seconds - res->sample_seconds - res->init_seconds);
+  out->other = fmax(0, wall_seconds - res->train_seconds - labels_seconds);
+}
 
 static json_t *jreal(double v) {
   /* JSON has no NaN or infinity. */
@@ -227,12 +259,18 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(root, "label_sizes",
                       r->label_sizes != NULL ? sizes_json(r->label_sizes) : json_null());
 
+  /* sample + init + iterations = train (the library call), and
+   * train + labels + other = wall_seconds. */
+  time_parts tp;
+  split_time(res, r->labels_seconds, r->wall_seconds, &tp);
   json_t *secs = json_object();
   json_object_set_new(secs, "sample", jreal(res->sample_seconds));
   json_object_set_new(secs, "init", jreal(res->init_seconds));
+  json_object_set_new(secs, "iterations", jreal(tp.iterations));
   json_object_set_new(secs, "train", jreal(res->train_seconds));
   json_object_set_new(secs, "labels",
                       r->label_sizes != NULL ? jreal(r->labels_seconds) : json_null());
+  json_object_set_new(secs, "other", jreal(tp.other));
   json_object_set_new(root, "seconds", secs);
   json_object_set_new(root, "wall_seconds", jreal(r->wall_seconds));
   json_object_set_new(root, "peak_rss_bytes", cli_json_u64(r->peak_rss));
@@ -262,6 +300,36 @@ static int write_report(cli_outfile *f, const train_report *r) {
 }
 
 /* --- the command ------------------------------------------------------------ */
+
+/* "time 1.86 s: sample 0.22 s, init 0.00 s, iterations 1.46 s, labels 0.18 s,
+ * other 0.00 s". Each part is the difference of two rounded running totals,
+ * so that the printed parts add up to the printed total exactly.
+ * labels_seconds < 0: no labelling. */
+static void print_time(const dkm_result *res, double labels_seconds, double wall_seconds) {
+  int labelled = labels_seconds >= 0;
+  time_parts tp;
+  split_time(res, labelled ? labels_seconds : 0, wall_seconds, &tp);
+  const char *names[5] = {"sample", "init", "iterations", "labels", "other"};
+  double parts[5] = {res->sample_seconds, res->init_seconds, tp.iterations,
+                     labelled ? labels_seconds : 0, tp.other};
+  double running = 0;
+  long done = 0; /* hundredths of a second printed so far */
+  char line[256];
+  int len = 0;
+  for (int i = 0; i < 5; i++) {
+    running += parts[i];
+    long upto = lround(running * 100);
+    if (upto < done) {
+      upto = done;
+    }
+    if (i != 3 || labelled) {
+      len += snprintf(line + len, sizeof line - (size_t)len, "%s%s %ld.%02ld s",
+                      len > 0 ? ", " : "", names[i], (upto - done) / 100, (upto - done) % 100);
+    }
+    done = upto;
+  }
+  printf("time %ld.%02ld s: %s\n", done / 100, done % 100, line);
+}
 
 typedef struct train_state {
   dkm_ctx *ctx;
@@ -365,6 +433,19 @@ int cli_cmd_train(int argc, char **argv) {
     return library_failure(&t, st);
   }
 
+  t.progress.sample_rows = plan.sample_rows;
+  /* The limit bounds the sample in memory; the centroids, the work buffers
+   * and the blocks read come on top, and with a small limit they are most
+   * of it. Not an error, but a surprise worth one line. */
+  uint64_t peak =
+      plan.storage == DKM_STORAGE_MEMORY ? plan.memory_mode_bytes : plan.disk_mode_bytes;
+  if (!a.common.quiet && peak > plan.memory_limit) {
+    char peak_text[32], limit_text[32];
+    cli_error("note: training needs about %s in %s mode, more than the memory limit of %s, "
+              "which bounds the sample only",
+              cli_format_bytes(peak, peak_text, sizeof peak_text), dkm_storage_name(plan.storage),
+              cli_format_bytes(plan.memory_limit, limit_text, sizeof limit_text));
+  }
   p->progress = cli_progress_callback;
   p->progress_user = &t.progress;
   cli_signals_defer(1);
@@ -406,7 +487,7 @@ int cli_cmd_train(int argc, char **argv) {
 
   cli_sizes sizes;
   cli_sizes_summary(res->cluster_sizes, res->k, &sizes);
-  if (cli_write_centroids(&t.centroids, res->centroids, res->k, res->dim) != 0) {
+  if (cli_write_centroids(&t.centroids, res->centroids, res->k, res->dim, p->metric) != 0) {
     return fail(&t, CLI_EXIT_ERROR);
   }
   train_report report = {
@@ -449,10 +530,16 @@ int cli_cmd_train(int argc, char **argv) {
              (unsigned long long)label_sizes.min);
     }
     char spill[32];
-    printf("storage: %s%s, spilled %s; time %.2f s (sample %.2f s, training %.2f s)\n",
-           dkm_storage_name(res->storage), res->from_source ? " (read from the input)" : "",
-           cli_format_bytes(res->spill_bytes, spill, sizeof spill), cli_now() - start,
-           res->sample_seconds, res->train_seconds);
+    printf("storage: %s%s, spilled %s\n", dkm_storage_name(res->storage),
+           res->from_source ? " (read from the input)" : "",
+           cli_format_bytes(res->spill_bytes, spill, sizeof spill));
+    print_time(res, a.labels != NULL ? labels_seconds : -1, cli_now() - start);
+  }
+  if (!a.common.quiet && p->metric != DKM_METRIC_L2 && cli_output_kind(a.output) == CLI_OUT_FVECS) {
+    /* .npy centroids carry their metric to assign; .fvecs cannot. */
+    fflush(stdout);
+    cli_error("note: %s cannot record the metric: give assign --metric %s too", a.output,
+              dkm_metric_name(p->metric));
   }
   cleanup(&t);
   return CLI_EXIT_OK;

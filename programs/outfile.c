@@ -45,10 +45,22 @@ static void on_signal(int sig) {
     return;
   }
   unlink_pending();
+  /* Say why, as the cancelled path does: a signal that lands outside a
+   * library call (while centroids are read, say) would otherwise end the
+   * run without a word. write() is async-signal-safe; stdio is not. */
+  static const char erase[] = "\r\033[K";
+  static const char msg[] = CLI_NAME ": interrupted\n";
+  if (cli_progress_bar_shown()) {
+    (void)!write(STDERR_FILENO, erase, sizeof erase - 1);
+  }
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
   _exit(128 + sig);
 }
 
-static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP};
+/* SIGPIPE too: a reader that goes away (diskmeans ... 2>&1 | head) would
+ * otherwise kill the tool by the default action, leaving its temporary files
+ * behind. Handled, it cancels the work like Ctrl-C and exits 141. */
+static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
 #define N_HANDLED (int)(sizeof handled_signals / sizeof handled_signals[0])
 
 void cli_signals_install(void) {
@@ -115,15 +127,102 @@ static mode_t file_mode(void) {
   return 0666 & ~mask;
 }
 
+int cli_refuse_folder(const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    cli_error("%s: is a folder, not an output file", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* What a path names, for cli_check_files(): an existing file by its device
+ * and inode, a file yet to be created by its folder's and its own name. */
+typedef struct file_id {
+  int exists; /* 1: dev/ino of the file; 0: dev/ino of its folder and base */
+  int known;  /* 0 when not even the folder could be looked at */
+  dev_t dev;
+  ino_t ino;
+  const char *base;
+} file_id;
+
+static file_id identify(const char *path) {
+  file_id id = {0, 0, 0, 0, NULL};
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    id.exists = id.known = 1;
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+    return id;
+  }
+  const char *slash = strrchr(path, '/');
+  id.base = slash != NULL ? slash + 1 : path;
+  char *dir = folder_of(path);
+  if (dir != NULL && stat(dir, &st) == 0) {
+    id.known = 1;
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+  }
+  free(dir);
+  return id;
+}
+
+static int same_file(const file_id *a, const char *a_path, const file_id *b, const char *b_path) {
+  if (a->exists != b->exists) {
+    return 0;
+  }
+  if (!a->known || !b->known) {
+    /* Neither stat() told anything: only the very same name is sure. */
+    return !a->known && !b->known && strcmp(a_path, b_path) == 0;
+  }
+  if (a->exists) {
+    return a->dev == b->dev && a->ino == b->ino;
+  }
+  return a->dev == b->dev && a->ino == b->ino && strcmp(a->base, b->base) == 0;
+}
+
+int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_arg *outputs,
+                    size_t n_outputs) {
+  for (size_t i = 0; i < n_outputs; i++) {
+    if (outputs[i].path == NULL) {
+      continue;
+    }
+    file_id out = identify(outputs[i].path);
+    /* An output that does not exist yet cannot be an input; one that does
+     * would be replaced by the rename at the end, input or not. */
+    for (size_t j = 0; out.exists && j < n_inputs; j++) {
+      if (inputs[j].path == NULL) {
+        continue;
+      }
+      file_id in = identify(inputs[j].path);
+      if (same_file(&out, outputs[i].path, &in, inputs[j].path)) {
+        cli_error("%s %s and %s %s are the same file: an output must not replace an input",
+                  outputs[i].option, outputs[i].path, inputs[j].option, inputs[j].path);
+        return CLI_EXIT_ERROR;
+      }
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (outputs[j].path == NULL) {
+        continue;
+      }
+      file_id other = identify(outputs[j].path);
+      if (same_file(&other, outputs[j].path, &out, outputs[i].path)) {
+        cli_error("%s %s and %s %s are the same file: each output needs its own", outputs[j].option,
+                  outputs[j].path, outputs[i].option, outputs[i].path);
+        return CLI_EXIT_ERROR;
+      }
+    }
+  }
+  return CLI_EXIT_OK;
+}
+
 int cli_outfile_open(cli_outfile *f, const char *target) {
   f->target = target;
   f->tmp_path = NULL;
   f->fd = -1;
   f->slot = -1;
 
-  struct stat st;
-  if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
-    cli_error("%s: is a folder, not an output file", target);
+  if (cli_refuse_folder(target) != 0) {
     return -1;
   }
   static const char suffix[] = ".tmp.XXXXXX";

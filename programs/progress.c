@@ -19,7 +19,11 @@
 
 /* Whether a bar is on the terminal's last line, whichever command drew it:
  * an error message must first erase it, or it would be glued to the bar. */
-static int bar_on_screen;
+static volatile sig_atomic_t bar_on_screen;
+
+int cli_progress_bar_shown(void) {
+  return bar_on_screen;
+}
 
 void cli_progress_erase(void) {
   if (bar_on_screen) {
@@ -163,7 +167,14 @@ static void plain_line(cli_progress *p, const dkm_progress *g, double now) {
   double seconds = now - p->phase_start;
   switch (g->phase) {
   case DKM_PHASE_SAMPLE:
-    fprintf(stderr, "sampled %llu rows in %.2f s\n", (unsigned long long)g->done, seconds);
+    /* done counts the rows scanned; the sample keeps fewer of them unless
+     * it takes every row. */
+    if (p->sample_rows > 0) {
+      fprintf(stderr, "sampled %llu of %llu rows in %.2f s\n", (unsigned long long)p->sample_rows,
+              (unsigned long long)g->done, seconds);
+    } else {
+      fprintf(stderr, "scanned %llu rows in %.2f s\n", (unsigned long long)g->done, seconds);
+    }
     break;
   case DKM_PHASE_INIT:
     fprintf(stderr, "initialised the centroids in %.2f s\n", seconds);

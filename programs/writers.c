@@ -24,17 +24,20 @@
  * since 1.x for the same reason). */
 #define NPY_ALIGN 64
 
-size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols) {
+size_t cli_npy_header(char *buf, size_t size, const char *descr, uint64_t rows, uint32_t cols,
+                      const char *comment) {
   char dict[256];
   int n;
   if (cols == 0) {
     n = snprintf(dict, sizeof dict,
-                 "{'descr': '" NPY_ENDIAN "%s', 'fortran_order': False, 'shape': (%llu,), }", descr,
-                 (unsigned long long)rows);
+                 "{'descr': '" NPY_ENDIAN "%s', 'fortran_order': False, 'shape': (%llu,), }%s%s",
+                 descr, (unsigned long long)rows, comment != NULL ? " # " : "",
+                 comment != NULL ? comment : "");
   } else {
     n = snprintf(dict, sizeof dict,
-                 "{'descr': '" NPY_ENDIAN "%s', 'fortran_order': False, 'shape': (%llu, %u), }",
-                 descr, (unsigned long long)rows, cols);
+                 "{'descr': '" NPY_ENDIAN "%s', 'fortran_order': False, 'shape': (%llu, %u), }%s%s",
+                 descr, (unsigned long long)rows, cols, comment != NULL ? " # " : "",
+                 comment != NULL ? comment : "");
   }
   if (n < 0 || (size_t)n >= sizeof dict) {
     return 0;
@@ -73,10 +76,16 @@ cli_out_kind cli_output_kind(const char *path) {
   return CLI_OUT_OTHER;
 }
 
-int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim) {
+int cli_write_centroids(cli_outfile *f, const float *centroids, uint32_t k, uint32_t dim,
+                        dkm_metric metric) {
   if (cli_output_kind(f->target) == CLI_OUT_NPY) {
+    /* The metric rides along as a Python comment after the header dict:
+     * numpy.load reads the dict with ast.literal_eval, which skips
+     * comments, while an extra key would make it refuse the file. */
+    char comment[64];
+    snprintf(comment, sizeof comment, CLI_METRIC_TAG "%s", dkm_metric_name(metric));
     char header[256];
-    size_t hlen = cli_npy_header(header, sizeof header, "f4", k, dim);
+    size_t hlen = cli_npy_header(header, sizeof header, "f4", k, dim, comment);
     if (hlen == 0) {
       cli_error("%s: cannot build the .npy header", f->target);
       return -1;
@@ -113,7 +122,7 @@ int cli_npy_map_open(cli_npy_map *m, const char *target) {
 
 int cli_npy_map_size(cli_npy_map *m, const char *descr, uint64_t rows) {
   char header[256];
-  size_t hlen = cli_npy_header(header, sizeof header, descr, rows, 0);
+  size_t hlen = cli_npy_header(header, sizeof header, descr, rows, 0, NULL);
   if (hlen == 0) {
     cli_error("%s: cannot build the .npy header", m->file.target);
     return -1;

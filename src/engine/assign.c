@@ -68,9 +68,9 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   dkm_status s = dkm_params_check(ctx, &p);
   if (s != DKM_OK)
     return s;
-  if (k == 0 || k > (uint32_t)INT32_MAX)
-    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "assign: k is %u; it must be 1 to %d", k,
-                             INT32_MAX);
+  if (k == 0 || k > (uint32_t)DKM_MAX_K)
+    return dkm_ctx_set_error(
+        ctx, DKM_ERR_PARAM, "assign: k is %u; it must be 1 to %d (labels are int32)", k, DKM_MAX_K);
   if (dim != src->dim)
     return dkm_ctx_set_error(ctx, DKM_ERR_MISMATCH,
                              "%s: rows have %u values but the centroids have %u", src->name,

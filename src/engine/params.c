@@ -38,10 +38,10 @@ dkm_status dkm_params_check(dkm_ctx *ctx, const dkm_params *params) {
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "params is NULL");
   if (params->k == 0)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "k must be at least 1");
-  if (params->k > (uint32_t)INT32_MAX)
+  if (params->k > (uint32_t)DKM_MAX_K)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM,
                              "k is %u; it must be at most %d (labels are int32)", params->k,
-                             INT32_MAX);
+                             DKM_MAX_K);
   if (params->max_iter == 0)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "max_iter must be at least 1");
   if (!(params->tol >= 0) || isinf(params->tol))

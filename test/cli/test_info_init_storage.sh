@@ -108,7 +108,7 @@ expect_status 1
 expect_one_error_line "init_d7.npy: initial centroids have dimension 7, but .*x.npy has dimension 8"
 run train "$T/x.npy" -k 5 --init "$T/missing.npy" -o "$T/c2.npy"
 expect_status 1
-expect_one_error_line "missing.npy"
+expect_one_error_line "--init: '.*missing.npy' is neither random, kmeans\+\+, greedy-kmeans\+\+ nor an existing file"
 expect_missing "$T/c2.npy"
 
 check "memory and disk storage, threads, block sizes: identical centroids"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SIGINT or SIGTERM during training cancels it through the progress callback:
-# exit 130 / 143, no temporary file, existing outputs untouched.
+# exit 130 / 143, no temporary file, existing outputs untouched, and one line
+# saying it was interrupted.
 source "$(dirname "$0")/lib.sh"
 
 blobs "$T/x.npy" 100000 32 64
@@ -46,6 +47,21 @@ status_of wait "$PID"
 expect_status 130
 [ "$(cat "$ERR")" = "diskmeans: interrupted" ] || fail "stderr: $(head -c 300 "$ERR")"
 expect_no_temp "$T"
+
+check "a signal outside a library call still says why"
+# Opening a FIFO blocks until a writer comes: the tool waits there with its
+# temporary output created and no library call running.
+mkfifo "$T/fifo.npy"
+"$DISKMEANS" train "$T/fifo.npy" -k 3 -o "$T/f.npy" >"$OUT" 2>"$ERR" &
+PID=$!
+wait_until 600 has_temp f.npy || fail "no temporary output appeared"
+kill -s TERM "$PID"
+status_of wait "$PID"
+expect_status 143
+expect_one_error_line "^diskmeans: interrupted$"
+expect_no_temp "$T"
+expect_missing "$T/f.npy"
+rm "$T/fifo.npy"
 
 # temp_is_sized NAME BYTES: the temporary file for $T/NAME has BYTES or more.
 temp_is_sized() {

@@ -50,8 +50,12 @@ static void every_bad_field_is_named(void **state) {
   assert_string_equal(dkm_ctx_errmsg(ctx), "");
 
   dkm_params q = p;
+  q.k = DKM_MAX_K; /* the largest k is fine, one more is not */
+  assert_int_equal(dkm_params_check(ctx, &q), DKM_OK);
   q.k = 0x80000000u;
-  expect_bad(ctx, &q, "k is");
+  expect_bad(ctx, &q, "k is 2147483648; it must be at most 2147483647 (labels are int32)");
+  q.k = UINT32_MAX;
+  expect_bad(ctx, &q, "k is 4294967295; it must be at most 2147483647 (labels are int32)");
   q = p;
   q.max_iter = 0;
   expect_bad(ctx, &q, "max_iter");
