@@ -318,6 +318,7 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->from_source = sp.from_source;
   out->spill_bytes = sp.spill_bytes;
   out->memory_limit = sp.memory_limit;
+  out->memory_limit_source = sp.memory_limit_source;
   /* Each mode as if it were chosen (sample.c decides per storage the block
    * size, whether training reads the source in place, and the spill). */
   dkm_params forced = *params;

@@ -104,8 +104,12 @@ dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const d
   plan->sample_bytes = bytes;
 
   plan->memory_limit = params->memory_limit;
-  if (plan->memory_limit == 0)
-    plan->memory_limit = dkm__physical_memory() / 2;
+  plan->memory_limit_source = "memory_limit";
+  if (plan->memory_limit == 0) {
+    /* Half of what the process may use: the machine's RAM, or less in a
+     * container (see system.c). */
+    plan->memory_limit = dkm__usable_memory(&plan->memory_limit_source) / 2;
+  }
   plan->storage = params->storage;
   if (plan->storage == DKM_STORAGE_AUTO)
     /* An unknown RAM size (0) means no budget to compare with: memory. */

@@ -17,6 +17,7 @@ typedef struct dkm__sample_plan {
   dkm_storage storage;        /* MEMORY or DISK */
   int from_source;            /* train on the source itself, no copy */
   uint64_t memory_limit;      /* the budget AUTO compared against */
+  const char *memory_limit_source; /* where it comes from (static text) */
   uint64_t spill_bytes;       /* written to tmp_dir */
   uint32_t tile_rows;         /* the engine's row tile */
   uint64_t block_rows;        /* rows per streamed block: a multiple of tile_rows */
