@@ -273,7 +273,10 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
   uint32_t tc = dkm__tile_cols(params->k, sp->dim);
   uint64_t bytes = 0;
-  bytes += 4 * k * dim * sizeof(float);                /* current, packed, best, result */
+  bytes += 3 * k * dim * sizeof(float);                /* current, best, result */
+  /* packed: k rounded up to a pair of panels (8 times k * dim for k = 4,
+   * 64 MiB of 72 at dim 2^17) */
+  bytes += (uint64_t)dkm__packed_floats(params->k, sp->dim) * sizeof(float);
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
