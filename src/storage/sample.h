@@ -32,9 +32,11 @@ dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const d
 
 /* Carries out plan: *train receives the source training reads (src itself
  * when plan->from_source, else a new memory or spill source the caller
- * closes, *owned = 1). Every row of the sample is checked for NaN, infinity
- * and a squared norm that overflows, except when training reads the source
- * directly (the engine checks those rows on its first pass). Reports
+ * closes, *owned = 1). Every row the pass reads (the sample's rows and,
+ * between the first and last chosen row of each block read, the others) is
+ * checked for NaN, infinity and a squared norm that overflows, except when
+ * training reads the source directly (the engine checks those rows on its
+ * first pass); the error names the first bad row. Reports
  * DKM_PHASE_SAMPLE progress; cancellation is DKM_ERR_CANCELLED. *spilled
  * receives the bytes written to the spill file. */
 dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
