@@ -268,17 +268,23 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
       src->methods->will_need(src, first + count, DKM__MIN(bsz, n - first - count));
     if (np > 0) {
       uint64_t lo = picked[0], hi = (uint64_t)picked[np - 1] + 1;
+      /* Where the chosen rows span half the block or more, the whole block
+       * is read (at most twice the span) so that its every row is checked
+       * below. */
+      if (2 * (hi - lo) >= count) {
+        lo = 0;
+        hi = count;
+      }
       const float *rows = NULL;
       s = src->methods->read(src, ctx, first + lo, hi - lo, buf, &rows);
       if (s != DKM_OK)
         break;
       /* Every row read is checked, chosen or not: the rows are in the
        * cache already, so this costs little (drawing 1 row in 4 of 65,536
-       * x 784 float32 from a .npy: 4-5% of the pass), and a NaN anywhere in
-       * the span is found now rather than by a labelling pass after
-       * training. The span is usually the whole block: a 1 MiB block is
-       * skipped, or read only in part, only where the sample is sparser
-       * than about one row in it (docs/formats.md). */
+       * x 784 float32 from a .npy: about 5% of the pass), and a NaN anywhere in
+       * the block is found now rather than by a labelling pass after
+       * training. A 1 MiB block is skipped, or read only in part, only
+       * where the sample holds few of its rows (docs/formats.md). */
       for (uint64_t r = lo; r < hi; r++) {
         const float *x = rows + (size_t)(r - lo) * dim;
         if (!isfinite(dkm__row_norm2(x, dim))) {
