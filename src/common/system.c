@@ -19,7 +19,6 @@
  * library still reads no environment variables.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -38,55 +37,52 @@ double dkm__now(void) {
 
 /* --- reading small files under a root ------------------------------------- */
 
-/* /proc/self/mountinfo of a busy host can hold thousands of mounts. */
-#define CG_FILE_MAX (256u * 1024u)
 #define CG_PATH_MAX 4096
 
-/* Reads root + path into a malloc'ed, NUL-terminated buffer (plain malloc:
- * these are not the caller's data and must work before any context exists).
- * NULL when it cannot be read. */
-static char *slurp(const char *root, const char *path) {
+/* Opens root + path for reading; NULL when it cannot be. */
+static FILE *open_under(const char *root, const char *path) {
   char full[CG_PATH_MAX];
   if ((size_t)snprintf(full, sizeof full, "%s%s", root, path) >= sizeof full)
     return NULL;
-  int fd = open(full, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return NULL;
-  char *buf = malloc(CG_FILE_MAX + 1);
-  size_t len = 0;
-  while (buf != NULL && len < CG_FILE_MAX) {
-    ssize_t r = read(fd, buf + len, CG_FILE_MAX - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      free(buf);
-      buf = NULL;
+  return fopen(full, "re");
+}
+
+/* The next line of f into buf without its newline; 0 at the end. A line
+ * longer than buf (no cgroup path or mount line is) is skipped whole. */
+static int next_line(FILE *f, char *buf, size_t cap) {
+  for (;;) {
+    if (fgets(buf, (int)cap, f) == NULL)
+      return 0;
+    size_t len = strlen(buf);
+    if (len > 0 && buf[len - 1] == '\n') {
+      buf[len - 1] = '\0';
+      return 1;
     }
-    if (r <= 0)
-      break;
-    len += (size_t)r;
+    if (feof(f))
+      return 1; /* the last line, without a newline */
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+    }
   }
-  close(fd);
-  if (buf != NULL)
-    buf[len] = '\0';
-  return buf;
 }
 
 /* A file holding one unsigned number (and a newline): *out. "max" (cgroup v2's
  * "no limit") and anything else give 0. */
 static int read_u64(const char *root, const char *dir, const char *file, uint64_t *out) {
-  char path[CG_PATH_MAX];
+  char path[CG_PATH_MAX], text[64];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
     return 0;
-  char *text = slurp(root, path);
-  if (text == NULL)
+  FILE *f = open_under(root, path);
+  if (f == NULL)
     return 0;
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = '\0';
   char *end;
   errno = 0;
   unsigned long long v = strtoull(text, &end, 10);
-  int ok = end != text && text[0] >= '0' && text[0] <= '9' && errno == 0 &&
-           (*end == '\0' || (*end == '\n' && end[1] == '\0'));
-  free(text);
+  int ok = len < sizeof text - 1 && end != text && text[0] >= '0' && text[0] <= '9' &&
+           errno == 0 && (*end == '\0' || (*end == '\n' && end[1] == '\0'));
   if (ok)
     *out = v;
   return ok;
@@ -122,54 +118,45 @@ static int has_word(const char *list, const char *word) {
 /* The path of the process's cgroup in one hierarchy, from /proc/self/cgroup
  * ("id:controllers:path" lines): the v2 one (controller NULL, line "0::path")
  * or the v1 one that holds controller. */
-static int cgroup_path(const char *proc_cgroup, const char *controller, char *out, size_t cap) {
-  const char *line = proc_cgroup;
-  while (line != NULL && *line != '\0') {
-    const char *eol = strchr(line, '\n');
-    size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-    char buf[CG_PATH_MAX];
-    if (len < sizeof buf) {
-      memcpy(buf, line, len);
-      buf[len] = '\0';
-      char *c1 = strchr(buf, ':');
-      char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
-      if (c2 != NULL && c2[1] == '/') {
-        *c1 = '\0';
-        *c2 = '\0';
-        const char *ctrls = c1 + 1;
-        int match = controller == NULL ? (strcmp(buf, "0") == 0 && ctrls[0] == '\0')
-                                       : has_word(ctrls, controller);
-        if (match && strlen(c2 + 1) < cap) {
-          strcpy(out, c2 + 1);
-          return 1;
-        }
-      }
+static int cgroup_path(const char *root, const char *controller, char *out, size_t cap) {
+  FILE *f = open_under(root, "/proc/self/cgroup");
+  if (f == NULL)
+    return 0;
+  char buf[CG_PATH_MAX];
+  int found = 0;
+  while (!found && next_line(f, buf, sizeof buf)) {
+    char *c1 = strchr(buf, ':');
+    char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
+    if (c2 == NULL || c2[1] != '/')
+      continue;
+    *c1 = '\0';
+    *c2 = '\0';
+    const char *ctrls = c1 + 1;
+    int match = controller == NULL ? (strcmp(buf, "0") == 0 && ctrls[0] == '\0')
+                                   : has_word(ctrls, controller);
+    if (match && strlen(c2 + 1) < cap) {
+      strcpy(out, c2 + 1);
+      found = 1;
     }
-    line = eol != NULL ? eol + 1 : NULL;
   }
-  return 0;
+  fclose(f);
+  return found;
 }
 
-/* Where the hierarchy is mounted, from mountinfo: the mount point and the
- * cgroup the mount shows (its "root" field). v2 is fstype cgroup2; v1 is
- * fstype cgroup with the controller among the super options. */
-static int cgroup_mount(const char *mountinfo, const char *controller, char *point, char *mroot,
+/* Where the hierarchy is mounted, from /proc/self/mountinfo: the mount
+ * point and the cgroup the mount shows (its "root" field). v2 is fstype
+ * cgroup2; v1 is fstype cgroup with the controller among the super
+ * options. */
+static int cgroup_mount(const char *root, const char *controller, char *point, char *mroot,
                         size_t cap) {
-  const char *line = mountinfo;
-  while (line != NULL && *line != '\0') {
-    const char *eol = strchr(line, '\n');
-    size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-    char buf[CG_PATH_MAX];
-    int fits = len < sizeof buf;
-    if (fits) {
-      memcpy(buf, line, len);
-      buf[len] = '\0';
-    }
-    line = eol != NULL ? eol + 1 : NULL;
-    if (!fits)
-      continue;
-    /* id parent major:minor root mount-point options [optional...] - fstype
-     * source super-options */
+  FILE *f = open_under(root, "/proc/self/mountinfo");
+  if (f == NULL)
+    return 0;
+  char buf[CG_PATH_MAX];
+  int found = 0;
+  while (!found && next_line(f, buf, sizeof buf)) {
+    /* id parent major:minor root mount-point options [optional...] -
+     * fstype source super-options */
     char *field[6] = {0};
     char *save = NULL, *tok = strtok_r(buf, " ", &save);
     int nf = 0;
@@ -193,21 +180,22 @@ static int cgroup_mount(const char *mountinfo, const char *controller, char *poi
     strcpy(point, field[4]);
     unescape(mroot);
     unescape(point);
-    return 1;
+    found = 1;
   }
-  return 0;
+  fclose(f);
+  return found;
 }
 
 /* The directory of the process's cgroup in one hierarchy (relative to the
  * root prefix) and the length of its mount point's part, so that the caller
  * can walk up to the mount point. 0 when the process is in no such
  * hierarchy. */
-static int cgroup_dir(const char *proc_cgroup, const char *mountinfo, const char *controller,
-                      char *dir, size_t cap, size_t *top) {
+static int cgroup_dir(const char *root, const char *controller, char *dir, size_t cap,
+                      size_t *top) {
   char path[CG_PATH_MAX], point[CG_PATH_MAX], mroot[CG_PATH_MAX];
-  if (!cgroup_path(proc_cgroup, controller, path, sizeof path))
+  if (!cgroup_path(root, controller, path, sizeof path))
     return 0;
-  if (mountinfo == NULL || !cgroup_mount(mountinfo, controller, point, mroot, sizeof point)) {
+  if (!cgroup_mount(root, controller, point, mroot, sizeof point)) {
     /* The usual places. */
     snprintf(point, sizeof point, "/sys/fs/cgroup%s%s", controller != NULL ? "/" : "",
              controller != NULL ? controller : "");
@@ -278,16 +266,20 @@ static void v2_level(void *user, const char *dir) {
   if (read_u64(w->root, dir, "memory.high", &v))
     lower_memory(w->out, v, "cgroup memory.high");
   /* cpu.max: "quota period" or "max period". */
-  char path[CG_PATH_MAX];
-  if ((size_t)snprintf(path, sizeof path, "%s/cpu.max", dir) < sizeof path) {
-    char *text = slurp(w->root, path);
-    unsigned long long quota, period;
-    char extra;
-    if (text != NULL && sscanf(text, "%llu %llu %c", &quota, &period, &extra) == 2 &&
-        text[0] >= '0' && text[0] <= '9')
-      lower_cpus(w->out, quota, period);
-    free(text);
-  }
+  char path[CG_PATH_MAX], text[64];
+  if ((size_t)snprintf(path, sizeof path, "%s/cpu.max", dir) >= sizeof path)
+    return;
+  FILE *f = open_under(w->root, path);
+  if (f == NULL)
+    return;
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = '\0';
+  unsigned long long quota, period;
+  char extra;
+  if (len < sizeof text - 1 && text[0] >= '0' && text[0] <= '9' &&
+      sscanf(text, "%llu %llu %c", &quota, &period, &extra) == 2)
+    lower_cpus(w->out, quota, period);
 }
 
 static void v1_memory_level(void *user, const char *dir) {
@@ -310,21 +302,15 @@ static void v1_cpu_level(void *user, const char *dir) {
 
 void dkm__cgroup_read(const char *root, dkm__cgroup_limits *out) {
   memset(out, 0, sizeof *out);
-  char *proc_cgroup = slurp(root, "/proc/self/cgroup");
-  if (proc_cgroup == NULL)
-    return;
-  char *mountinfo = slurp(root, "/proc/self/mountinfo");
   cg_walk w = {root, out};
   char dir[CG_PATH_MAX];
   size_t top;
-  if (cgroup_dir(proc_cgroup, mountinfo, NULL, dir, sizeof dir, &top))
+  if (cgroup_dir(root, NULL, dir, sizeof dir, &top))
     walk_up(dir, top, v2_level, &w);
-  if (cgroup_dir(proc_cgroup, mountinfo, "memory", dir, sizeof dir, &top))
+  if (cgroup_dir(root, "memory", dir, sizeof dir, &top))
     walk_up(dir, top, v1_memory_level, &w);
-  if (cgroup_dir(proc_cgroup, mountinfo, "cpu", dir, sizeof dir, &top))
+  if (cgroup_dir(root, "cpu", dir, sizeof dir, &top))
     walk_up(dir, top, v1_cpu_level, &w);
-  free(mountinfo);
-  free(proc_cgroup);
 }
 
 /* --- the machine ------------------------------------------------------------ */

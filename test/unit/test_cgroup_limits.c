@@ -131,6 +131,23 @@ static void cgroup_v2_nested_parent_limit_applies(void **state) {
   put("/sys/fs/cgroup/a/memory.max", "2147483648\n");
   assert_int_equal(read_limits().memory, 2147483648);
 
+  /* A busy host's mountinfo: thousands of mounts (over 256 KiB) before the
+   * cgroup2 one. */
+  fresh("cg-v2-many-mounts");
+  put("/proc/self/cgroup", "0::/a\n");
+  put("/my/a/memory.max", "65536\n");
+  size_t cap = 6000 * 80 + 200, len = 0;
+  char *many = malloc(cap);
+  assert_non_null(many);
+  for (int i = 0; i < 6000; i++)
+    len += (size_t)snprintf(many + len, cap - len,
+                            "%d 22 0:%d / /run/containers/mount%05d rw - overlay overlay rw\n",
+                            100 + i, 100 + i, i);
+  snprintf(many + len, cap - len, "29 23 0:26 / /my rw - cgroup2 cgroup2 rw\n");
+  put("/proc/self/mountinfo", many);
+  free(many);
+  assert_int_equal(read_limits().memory, 65536);
+
   /* A mount point with a space (escaped as \040 in mountinfo). */
   fresh("cg-v2-escaped");
   put("/proc/self/cgroup", "0::/a\n");
