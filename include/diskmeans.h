@@ -338,12 +338,15 @@ typedef struct dkm_params {
   dkm_metric metric;                /* default DKM_METRIC_L2 */
   uint64_t max_points_per_centroid; /* sample at most this * k rows (seeded,
                              in one pass); default 256; 0 = all rows */
-  uint32_t n_threads;               /* 0 (default) = all online cores */
+  uint32_t n_threads;               /* 0 (default) = every core the process may
+                                       use: online cores, at most its CPU
+                                       affinity and its cgroup CPU quota */
   uint64_t block_rows;              /* rows per block streamed through the engine;
                                        0 (default) = automatic; never changes results */
   dkm_storage storage;              /* default DKM_STORAGE_AUTO */
   uint64_t memory_limit;            /* bytes the sample may take in RAM with
-                                       DKM_STORAGE_AUTO; 0 (default) = half of RAM */
+                                       DKM_STORAGE_AUTO; 0 (default) = half of RAM,
+                                       or of the cgroup memory limit when lower */
   const char *tmp_dir;              /* directory of the spill file; NULL (default) =
                                        "/tmp". The library does not read $TMPDIR: the
                                        caller passes it if it wants it. */
@@ -376,6 +379,12 @@ typedef struct dkm_plan {
   uint64_t memory_mode_bytes; /* estimated peak RAM with DKM_STORAGE_MEMORY */
   uint64_t disk_mode_bytes;   /* estimated peak RAM with DKM_STORAGE_DISK */
   uint64_t memory_limit;      /* the budget auto compared against */
+  const char *memory_limit_source; /* where memory_limit comes from, a static
+                                      text: "memory_limit" (params), else half
+                                      of "physical RAM", "cgroup memory.max",
+                                      "cgroup memory.high" or "cgroup v1
+                                      memory.limit_in_bytes" (the smallest), or
+                                      "unknown" (no budget: memory mode) */
 } dkm_plan;
 
 /** Says, before anything runs, how training src with params would store the

@@ -72,6 +72,7 @@ static int print_json(const info_args *a, const dkm_source *src, const dkm_plan 
     json_object_set_new(o, "memory_mode_bytes", cli_json_u64(plan->memory_mode_bytes));
     json_object_set_new(o, "disk_mode_bytes", cli_json_u64(plan->disk_mode_bytes));
     json_object_set_new(o, "memory_limit", cli_json_u64(plan->memory_limit));
+    json_object_set_new(o, "memory_limit_source", json_string(plan->memory_limit_source));
     json_object_set_new(root, "plan", o);
   } else {
     json_object_set_new(root, "plan", json_null());
@@ -112,6 +113,12 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
   print_bytes_line("memory mode needs:", plan->memory_mode_bytes);
   print_bytes_line("disk mode needs:", plan->disk_mode_bytes);
   print_bytes_line("memory limit:", plan->memory_limit);
+  if (p->memory_limit != 0)
+    printf("%-19s %s\n", "memory limit from:", "--memory-limit");
+  else if (plan->memory_limit_source == NULL || strcmp(plan->memory_limit_source, "unknown") == 0)
+    printf("%-19s %s\n", "memory limit from:", "unknown (no budget: auto chooses memory)");
+  else
+    printf("%-19s half of %s\n", "memory limit from:", plan->memory_limit_source);
   printf("%-19s %s%s\n",
          p->storage == DKM_STORAGE_AUTO ? "auto would choose:" : "storage (forced):",
          dkm_storage_name(plan->storage),

@@ -52,11 +52,33 @@ static inline bool dkm__array_bytes(uint64_t rows, uint64_t dim, uint64_t elem, 
 /* Seconds on a monotonic clock. */
 double dkm__now(void);
 
-/* Online cores, at least 1. */
+/* The cores this process may use, at least 1: the fewest of the online
+ * cores, its CPU affinity mask and its cgroups' CPU quotas (rounded up). */
 uint32_t dkm__cpu_count(void);
 
 /* Physical memory in bytes (0 if unknown). */
 uint64_t dkm__physical_memory(void);
+
+/* The memory this process may use: the smaller of the physical memory and
+ * its cgroups' limits (0 if neither is known). *from receives a static text
+ * naming where the figure comes from ("physical RAM", "cgroup memory.max",
+ * "cgroup memory.high", "cgroup v1 memory.limit_in_bytes", "unknown"). */
+uint64_t dkm__usable_memory(const char **from);
+
+/* The lowest limits of the cgroups the process is in, from its own up to
+ * each hierarchy's root. */
+typedef struct dkm__cgroup_limits {
+  uint64_t memory;         /* bytes; 0: no limit found */
+  const char *memory_file; /* static text naming the file that set it */
+  uint32_t cpus;           /* a CPU quota in whole cores, rounded up; 0: none */
+} dkm__cgroup_limits;
+
+/* Reads the limits of the cgroups of the calling process through the files
+ * under root ("" for the real /proc and /sys; tests pass a fake tree):
+ * root/proc/self/cgroup, root/proc/self/mountinfo and the cgroup files under
+ * root/<mount point>. Missing, unreadable or garbled files count as no
+ * limit; it never fails. */
+void dkm__cgroup_read(const char *root, dkm__cgroup_limits *out);
 
 #define DKM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DKM__MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -18,10 +18,23 @@
 #define TILE_ROWS 512u
 #define TILE_COLS_MAX 512u
 
+/* A tile of rows is also the smallest block the engine streams (blocks are
+ * whole tiles), so at a large dim 512 rows would make disk mode's two block
+ * buffers gigabytes (4 GiB at dim 2^20), more than the sample memory mode
+ * holds. Tiles therefore keep to 8 MiB of float32 (disk mode's block
+ * budget, sample.c): 512 rows up to dim 4096, then halving with each
+ * doubling of dim, down to 2 rows at dim 2^20 (at least 1 row). It stays
+ * a function of (k, dim) only, as determinism needs (kernel.h); below dim
+ * 4097 nothing changes. */
+#define TILE_BYTES (UINT64_C(8) << 20)
+
 uint32_t dkm__tile_rows(uint32_t k, uint32_t dim) {
   (void)k;
-  (void)dim;
-  return TILE_ROWS;
+  uint64_t fit = TILE_BYTES / ((uint64_t)DKM__MAX(dim, 1) * sizeof(float));
+  uint32_t rows = TILE_ROWS;
+  while (rows > 1 && rows > fit)
+    rows /= 2;
+  return rows;
 }
 
 uint32_t dkm__tile_cols(uint32_t k, uint32_t dim) {

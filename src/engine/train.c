@@ -273,7 +273,10 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
   uint32_t tc = dkm__tile_cols(params->k, sp->dim);
   uint64_t bytes = 0;
-  bytes += 4 * k * dim * sizeof(float);                /* current, packed, best, result */
+  bytes += 3 * k * dim * sizeof(float);                /* current, best, result */
+  /* packed: k rounded up to a pair of panels (8 times k * dim for k = 4,
+   * 64 MiB of 72 at dim 2^17) */
+  bytes += (uint64_t)dkm__packed_floats(params->k, sp->dim) * sizeof(float);
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
@@ -318,6 +321,7 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->from_source = sp.from_source;
   out->spill_bytes = sp.spill_bytes;
   out->memory_limit = sp.memory_limit;
+  out->memory_limit_source = sp.memory_limit_source;
   /* Each mode as if it were chosen (sample.c decides per storage the block
    * size, whether training reads the source in place, and the spill). */
   dkm_params forced = *params;

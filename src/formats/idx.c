@@ -6,25 +6,23 @@
  * 28x28 image is a row of 784 values).
  *
  * The files are usually distributed gzip-compressed. A plain file is read
- * with pread like every fixed-stride format; a compressed one through zlib's
- * inflate, fed by pread, with zlib's memory coming from the context. A
+ * with pread like every fixed-stride format; a compressed one through
+ * gzip.c's reader (zlib's inflate fed by pread; several members and zero
+ * padding after the last are read as gzip(1) reads them). A
  * compressed stream cannot seek, so that source is DKM_SOURCE_SEQUENTIAL:
  * reads move forward, skipping by decompressing, and a read behind the
  * current position starts again from the beginning of the file (correct but
  * slow; the engine never does it).
  */
 #include <assert.h>
-#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
 #include "formats/file.h"
+#include "formats/gzip.h"
 
 /* Enough for any real file (MNIST has 3); bounds the header. */
 #define IDX_MAX_NDIM 15
-#define GZ_IN_BYTES (64u * 1024u)
 #define GZ_STAGE_BYTES (size_t)(1u << 20)
 
 typedef struct idx_header {
@@ -155,12 +153,7 @@ static dkm_status open_plain(dkm_ctx *ctx, const dkm__file *f, dkm_source **out)
 typedef struct gz_source {
   dkm_source base;
   int fd;
-  z_stream z;
-  int z_ready;        /* inflateInit2 succeeded: inflateEnd is due */
-  unsigned char *in;  /* compressed bytes, GZ_IN_BYTES */
-  uint64_t in_offset; /* file offset of the next compressed byte to read */
-  int in_eof;         /* the file has no more compressed bytes */
-  int member_end;     /* the current gzip member is complete */
+  dkm__gzip gz;
   uint64_t header_bytes;
   uint64_t row_bytes;
   uint64_t pos; /* next row the stream will produce; UINT64_MAX after
@@ -170,78 +163,17 @@ typedef struct gz_source {
   char name[];
 } gz_source;
 
-static voidpf gz_zalloc(voidpf opaque, uInt items, uInt size) {
-  size_t bytes;
-  if (__builtin_mul_overflow((size_t)items, (size_t)size, &bytes))
-    return Z_NULL;
-  return dkm__alloc((dkm_ctx *)opaque, bytes);
-}
-
-static void gz_zfree(voidpf opaque, voidpf ptr) {
-  dkm__free((dkm_ctx *)opaque, ptr);
-}
-
-/* Decompresses up to n bytes into dst; *got < n only at the end of the data.
- * Gzip members that follow each other (as `cat a.gz b.gz` makes) are one
- * stream, as gzip(1) reads them. */
+/* Decompresses up to n bytes into dst; *got < n only at the end of the
+ * data. */
 static dkm_status gz_inflate(dkm_ctx *ctx, gz_source *s, unsigned char *dst, size_t n,
                              size_t *got) {
-  assert(n <= UINT32_MAX);
-  s->z.next_out = dst;
-  s->z.avail_out = (uInt)n;
-  while (s->z.avail_out > 0) {
-    if (s->z.avail_in == 0 && !s->in_eof) {
-      ssize_t r;
-      do
-        r = pread(s->fd, s->in, GZ_IN_BYTES, (off_t)s->in_offset);
-      while (r < 0 && errno == EINTR);
-      if (r < 0) {
-        char tmp[128];
-        return dkm__error(ctx, DKM_ERR_IO, "%s: read failed at byte %llu: %s", s->name,
-                          (unsigned long long)s->in_offset, strerror_r(errno, tmp, sizeof tmp));
-      }
-      if (r == 0)
-        s->in_eof = 1;
-      s->in_offset += (uint64_t)r;
-      s->z.next_in = s->in;
-      s->z.avail_in = (uInt)r;
-    }
-    if (s->member_end) {
-      if (s->z.avail_in == 0)
-        break; /* the end of the last member is the end of the data */
-      if (inflateReset(&s->z) != Z_OK)
-        return dkm__error(ctx, DKM_ERR_INTERNAL, "%s: inflateReset failed", s->name);
-      s->member_end = 0;
-    }
-    int ret = inflate(&s->z, Z_NO_FLUSH);
-    if (ret == Z_STREAM_END) {
-      s->member_end = 1;
-    } else if (ret == Z_BUF_ERROR && s->z.avail_in == 0 && s->in_eof) {
-      return dkm__error(ctx, DKM_ERR_FORMAT,
-                        "%s: corrupt gzip data: the compressed stream ends unexpectedly "
-                        "(truncated .gz file?)",
-                        s->name);
-    } else if (ret == Z_MEM_ERROR) {
-      return dkm__error(ctx, DKM_ERR_NOMEM, "%s: out of memory in zlib", s->name);
-    } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
-      return dkm__error(ctx, DKM_ERR_FORMAT, "%s: corrupt gzip data: %s", s->name,
-                        s->z.msg != NULL ? s->z.msg : "inflate failed");
-    }
-  }
-  *got = n - s->z.avail_out;
-  return DKM_OK;
+  return dkm__gzip_read(ctx, &s->gz, dst, n, got);
 }
 
 /* Back to the first byte of the file, with no header read yet. */
 static dkm_status gz_restart(dkm_ctx *ctx, gz_source *s) {
-  if (inflateReset(&s->z) != Z_OK)
-    return dkm__error(ctx, DKM_ERR_INTERNAL, "%s: inflateReset failed", s->name);
-  s->z.avail_in = 0;
-  s->in_offset = 0;
-  s->in_eof = 0;
-  s->member_end = 0;
   s->pos = UINT64_MAX;
-  return DKM_OK;
+  return dkm__gzip_rewind(ctx, &s->gz);
 }
 
 static dkm_status gz_truncated(dkm_ctx *ctx, gz_source *s, uint64_t row_in_error) {
@@ -329,10 +261,8 @@ static dkm_status gz_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uint64
 static void gz_close(dkm_source *self) {
   gz_source *s = (gz_source *)self;
   dkm_ctx *ctx = self->ctx;
-  if (s->z_ready)
-    inflateEnd(&s->z);
+  dkm__gzip_end(ctx, &s->gz);
   close(s->fd);
-  dkm__free(ctx, s->in);
   dkm__free(ctx, s->stage);
   dkm__free(ctx, s);
 }
@@ -341,9 +271,7 @@ static const dkm_source_methods gz_methods = {DKM_SOURCE_METHODS_VERSION, gz_rea
 
 /* Frees a half-built gzip source but leaves the descriptor to the caller. */
 static void gz_discard(dkm_ctx *ctx, gz_source *s) {
-  if (s->z_ready)
-    inflateEnd(&s->z);
-  dkm__free(ctx, s->in);
+  dkm__gzip_end(ctx, &s->gz);
   dkm__free(ctx, s->stage);
   dkm__free(ctx, s);
 }
@@ -382,24 +310,13 @@ static dkm_status open_gzip(dkm_ctx *ctx, const dkm__file *f, dkm_source **out) 
   memset(s, 0, sizeof *s);
   memcpy(s->name, f->path, name_len);
   s->fd = f->fd;
-  s->in = dkm__alloc_or_fail(ctx, GZ_IN_BYTES, "gzip input buffer");
-  if (s->in == NULL) {
-    gz_discard(ctx, s);
-    return DKM_ERR_NOMEM;
+  dkm_status st = dkm__gzip_init(ctx, &s->gz, f->fd, s->name);
+  if (st != DKM_OK) {
+    dkm__free(ctx, s);
+    return st;
   }
-  s->z.zalloc = gz_zalloc;
-  s->z.zfree = gz_zfree;
-  s->z.opaque = ctx;
-  /* 16 + MAX_WBITS: a gzip wrapper, not zlib's own. */
-  int zret = inflateInit2(&s->z, 16 + MAX_WBITS);
-  if (zret != Z_OK) {
-    gz_discard(ctx, s);
-    return dkm__error(ctx, zret == Z_MEM_ERROR ? DKM_ERR_NOMEM : DKM_ERR_INTERNAL,
-                      "%s: cannot start zlib (%d)", f->path, zret);
-  }
-  s->z_ready = 1;
   idx_header h = {0};
-  dkm_status st = gz_open_header(ctx, s, &h);
+  st = gz_open_header(ctx, s, &h);
   if (st != DKM_OK) {
     gz_discard(ctx, s);
     return st;

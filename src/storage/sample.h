@@ -17,6 +17,7 @@ typedef struct dkm__sample_plan {
   dkm_storage storage;        /* MEMORY or DISK */
   int from_source;            /* train on the source itself, no copy */
   uint64_t memory_limit;      /* the budget AUTO compared against */
+  const char *memory_limit_source; /* where it comes from (static text) */
   uint64_t spill_bytes;       /* written to tmp_dir */
   uint32_t tile_rows;         /* the engine's row tile */
   uint64_t block_rows;        /* rows per streamed block: a multiple of tile_rows */
@@ -31,9 +32,11 @@ dkm_status dkm__sample_plan_make(dkm_ctx *ctx, const dkm_params *params, const d
 
 /* Carries out plan: *train receives the source training reads (src itself
  * when plan->from_source, else a new memory or spill source the caller
- * closes, *owned = 1). Every row of the sample is checked for NaN, infinity
- * and a squared norm that overflows, except when training reads the source
- * directly (the engine checks those rows on its first pass). Reports
+ * closes, *owned = 1). Every row the pass reads (the sample's rows and,
+ * between the first and last chosen row of each block read, the others) is
+ * checked for NaN, infinity and a squared norm that overflows, except when
+ * training reads the source directly (the engine checks those rows on its
+ * first pass); the error names the first bad row. Reports
  * DKM_PHASE_SAMPLE progress; cancellation is DKM_ERR_CANCELLED. *spilled
  * receives the bytes written to the spill file. */
 dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,

@@ -248,7 +248,8 @@ dkm_status dkm__spill_create(dkm_ctx *ctx, const char *dir, uint64_t rows, uint3
     }
   }
 
-  uint64_t ram = dkm__physical_memory();
+  const char *from;
+  uint64_t ram = dkm__usable_memory(&from);
   s->drop_behind = ram != 0 && (uint64_t)bytes > ram / 2;
   *out = s;
   return DKM_OK;

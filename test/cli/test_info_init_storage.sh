@@ -23,10 +23,17 @@ expect_status 0
 grep -Eq '^sample rows: +500$' "$OUT" || fail "sample rows: $(cat "$OUT")"
 grep -Eq '^sample bytes: +15\.6 KiB \(16000 bytes\)$' "$OUT" || fail "sample bytes"
 grep -Eq '^memory limit: +1\.0 GiB \(1073741824 bytes\)$' "$OUT" || fail "memory limit"
+grep -Eq '^memory limit from: +--memory-limit$' "$OUT" || fail "memory limit source"
 grep -Eq '^auto would choose: +memory' "$OUT" || fail "auto choice"
 grep -Eq '^memory mode needs: ' "$OUT" || fail "memory mode line"
 grep -Eq '^disk mode needs: ' "$OUT" || fail "disk mode line"
 grep -Eq '^spill bytes: ' "$OUT" || fail "spill line"
+
+check "info -k: the default budget says where it comes from"
+run info "$T/x.npy" -k 5
+expect_status 0
+grep -Eq '^memory limit from: +half of (physical RAM|cgroup memory\.max|cgroup memory\.high|cgroup v1 memory\.limit_in_bytes)$' "$OUT" ||
+  fail "memory limit source: $(grep 'limit from' "$OUT")"
 
 check "info --json"
 run info "$T/x.npy" -k 5 --json --storage disk
@@ -40,6 +47,8 @@ p = j["plan"]
 assert p["k"] == 5 and p["sample_rows"] == 1280 and p["sample_bytes"] == 1280 * 8 * 4, p
 assert p["storage"] == "disk" and p["storage_requested"] == "disk", p
 assert p["memory_mode_bytes"] > 0 and p["disk_mode_bytes"] > 0
+assert p["memory_limit_source"] in ("physical RAM", "cgroup memory.max", "cgroup memory.high",
+                                    "cgroup v1 memory.limit_in_bytes"), p
 PYEOF
 run info "$T/x.npy" --json
 "$PY" -c "import json,sys; assert json.load(open('$OUT'))['plan'] is None" || fail "plan not null"

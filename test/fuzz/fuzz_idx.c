@@ -3,7 +3,10 @@
  * opened as it is (forced IDX, and auto-detected under a neutral name, where
  * the IDX sniffing and the gzip magic decide), and, when it is not already
  * gzip, once more gzip-compressed, so that the fuzzer reaches the
- * compressed reader's header and row checks with valid gzip streams.
+ * compressed reader's header and row checks with valid gzip streams; and
+ * once more with the input's first bytes after the gzip stream, which reach
+ * the checks of what follows a member (zero padding, trailing garbage, a
+ * second member).
  */
 #include <zlib.h>
 
@@ -48,9 +51,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char *gz = gzip_bytes(data, size, &gz_size);
     if (gz != NULL) {
       fuzz_write(path, gz, gz_size);
-      free(gz);
       fuzz_open_as(path, DKM_FORMAT_IDX, 0, DKM_DTYPE_F32);
       fuzz_open_as(path, DKM_FORMAT_AUTO, 0, DKM_DTYPE_F32);
+      size_t tail = size < 64 ? size : 64;
+      unsigned char *both = malloc(gz_size + tail);
+      if (both != NULL) {
+        memcpy(both, gz, gz_size);
+        memcpy(both + gz_size, data, tail);
+        fuzz_write(path, both, gz_size + tail);
+        free(both);
+        fuzz_open_as(path, DKM_FORMAT_IDX, 0, DKM_DTYPE_F32);
+      }
+      free(gz);
     }
   }
   unlink(path);

@@ -304,13 +304,17 @@ static void test_disk_plan_matches_training(void **state) {
     dkm_result_free(res);
     assert_int_equal(dkm_test_count_entries(dir), 0);
   }
-  /* The default budget is half of physical memory. */
+  /* The default budget is half of physical memory (or of a lower cgroup
+   * limit, test_cgroup_limits.c). */
   p.memory_limit = 0;
   p.storage = DKM_STORAGE_AUTO;
   dkm_plan plan;
   assert_int_equal(dkm_plan_training(ctx, &p, mem, &plan), DKM_OK);
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  assert_int_equal(plan.memory_limit, (uint64_t)pages * (uint64_t)page / 2);
+  if (strcmp(plan.memory_limit_source, "physical RAM") == 0)
+    assert_int_equal(plan.memory_limit, (uint64_t)pages * (uint64_t)page / 2);
+  else
+    assert_true(plan.memory_limit < (uint64_t)pages * (uint64_t)page / 2);
   dkm_source_close(mem);
   dkm_source_close(file);
   dkm_ctx_free(ctx);
@@ -471,6 +475,134 @@ static void test_disk_plan_bounds_the_memory_training_uses(void **state) {
     dkm_result_free(res);
     assert_int_equal(dkm_test_count_entries(dir), 0);
   }
+  dkm_source_close(mem);
+  dkm_source_close(file);
+  dkm_ctx_free(ctx);
+  assert_int_equal(counter.live, 0);
+  unlink(npy);
+  free(npy);
+  dkm_test_rmtree(dir);
+  free(dir);
+  free(x);
+}
+
+/* A block is whole tiles, so at a large dim the tile's rows bound disk
+ * mode's memory: with 512-row tiles, dim 2^20 made two 2 GiB block buffers
+ * (4 GiB, twice what memory mode needed). At every dim, once the sample
+ * spans a few blocks, disk mode must need less than memory mode, by most of
+ * the sample. */
+static void test_disk_plan_stays_below_memory_at_every_dim(void **state) {
+  (void)state;
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  const uint32_t dims[] = {1,    3,    8,     100,   784,    1000,   4096,   4097,   5000,
+                           8192, 9999, 32768, 65536, 100000, 131072, 524288, 1000003, 1u << 20};
+  const uint32_t ks[] = {4, 100};
+  for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+    for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+      const uint64_t row_bytes = (uint64_t)dims[d] * 4;
+      /* A sample of at least 128 MiB: 16 blocks of 8 MiB. */
+      uint64_t rows = (UINT64_C(128) << 20) / row_bytes + 1;
+      rows = rows < 1024 ? 1024 : rows;
+      dkm_params p;
+      dkm_params_init(&p);
+      p.k = ks[j];
+      p.n_threads = 2;
+      p.max_points_per_centroid = 0;
+      p.tmp_dir = "/tmp";
+      for (int init = 0; init < 2; init++) {
+        p.init = init == 0 ? DKM_INIT_RANDOM : DKM_INIT_KMEANSPP;
+        dkm_source src = {&fake_methods,  rows,  dims[d], 0, DKM_DTYPE_F32, DKM_FORMAT_RAW,
+                          rows * row_bytes, "fake", ctx};
+        dkm_plan plan;
+        assert_int_equal(dkm_plan_training(ctx, &p, &src, &plan), DKM_OK);
+        if (!(plan.disk_mode_bytes < plan.memory_mode_bytes &&
+              plan.memory_mode_bytes - plan.disk_mode_bytes >= plan.sample_bytes / 2))
+          fail_msg("dim %u, k %u: disk mode needs %llu bytes, memory mode %llu, sample %llu",
+                   dims[d], ks[j], (unsigned long long)plan.disk_mode_bytes,
+                   (unsigned long long)plan.memory_mode_bytes,
+                   (unsigned long long)plan.sample_bytes);
+      }
+    }
+  }
+  dkm_ctx_free(ctx);
+}
+
+/* At dim 2^17 (16-row tiles) disk mode trains exactly like memory mode,
+ * whatever the block size, the threads and the way the sample reaches the
+ * disk, and allocates what its plan says: less than memory mode needs
+ * (with 512-row tiles its two blocks alone were 512 MiB). */
+static void test_disk_large_dim_trains_like_memory(void **state) {
+  (void)state;
+  const uint64_t n = 96; /* 48 MiB: 6 disk-mode blocks */
+  const uint32_t dim = 1u << 17, k = 4;
+  float *x = dkm_test_blobs(n, dim, k, 1.0, 29, NULL);
+  char *dir = dkm_test_mkdtemp("disk-large-dim");
+  char *npy = write_npy("wide.npy", x, n, dim);
+  peak_alloc counter = {0, 0};
+  dkm_allocator a = {peak_malloc, peak_free, &counter};
+  dkm_ctx *ctx = dkm_ctx_create(&a);
+  dkm_source *mem = NULL, *file = NULL;
+  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, n, dim, &mem), DKM_OK);
+  assert_int_equal(dkm_source_open_file(ctx, npy, NULL, &file), DKM_OK);
+  struct {
+    dkm_storage storage;
+    dkm_source *src;
+    uint64_t block_rows;
+    uint32_t threads;
+  } cases[] = {
+      {DKM_STORAGE_MEMORY, mem, 0, 2}, /* the reference */
+      {DKM_STORAGE_DISK, file, 0, 2},  /* straight from the file */
+      {DKM_STORAGE_DISK, file, 1, 1},  /* one tile per block */
+      {DKM_STORAGE_DISK, mem, 0, 2},   /* spilled */
+      {DKM_STORAGE_DISK, file, 40, 2}, /* rounded up to 48 rows */
+      {DKM_STORAGE_MEMORY, file, 1, 2},
+  };
+  /* Every case with random rows; the first three with k-means++ (each
+   * pass here multiplies 48 MiB of rows by 32 packed centroids: slow under
+   * the sanitizers). */
+  for (int init = 0; init < 2; init++) {
+    dkm_result *ref = NULL;
+    size_t n_cases = init == 0 ? sizeof cases / sizeof cases[0] : 3;
+    for (size_t c = 0; c < n_cases; c++) {
+      dkm_params p;
+      dkm_params_init(&p);
+      p.k = k;
+      p.max_iter = 2;
+      p.init = init == 0 ? DKM_INIT_RANDOM : DKM_INIT_KMEANSPP;
+      p.storage = cases[c].storage;
+      p.max_points_per_centroid = 0;
+      p.block_rows = cases[c].block_rows;
+      p.n_threads = cases[c].threads;
+      p.tmp_dir = dir;
+      dkm_plan plan;
+      assert_int_equal(dkm_plan_training(ctx, &p, cases[c].src, &plan), DKM_OK);
+      long long before = counter.live;
+      counter.peak = before;
+      dkm_result *res = dkm_test_train(ctx, &p, cases[c].src);
+      double peak = (double)(counter.peak - before);
+      if (cases[c].storage == DKM_STORAGE_DISK) {
+        if (peak > 1.05 * (double)plan.disk_mode_bytes)
+          fail_msg("case %zu: disk mode allocated %.0f bytes, planned %llu", c, peak,
+                   (unsigned long long)plan.disk_mode_bytes);
+        /* Less than memory mode would need with its copy of the sample
+         * (which an array in memory does not need: read in place). */
+        if (cases[c].src == file && cases[c].block_rows == 0 &&
+            !(peak < (double)plan.memory_mode_bytes))
+          fail_msg("case %zu: disk mode allocated %.0f bytes, memory mode needs %llu", c, peak,
+                   (unsigned long long)plan.memory_mode_bytes);
+      }
+      if (ref == NULL) {
+        ref = res;
+        continue;
+      }
+      char what[64];
+      snprintf(what, sizeof what, "init %d, case %zu", init, c);
+      dkm_test_assert_same_result(ref, res, what);
+      dkm_result_free(res);
+    }
+    dkm_result_free(ref);
+  }
+  assert_int_equal(dkm_test_count_entries(dir), 0);
   dkm_source_close(mem);
   dkm_source_close(file);
   dkm_ctx_free(ctx);
@@ -809,6 +941,8 @@ int main(void) {
       cmocka_unit_test(test_disk_plan_matches_training),
       cmocka_unit_test(test_disk_plan_memory_does_not_grow_with_the_sample),
       cmocka_unit_test(test_disk_plan_bounds_the_memory_training_uses),
+      cmocka_unit_test(test_disk_plan_stays_below_memory_at_every_dim),
+      cmocka_unit_test(test_disk_large_dim_trains_like_memory),
       cmocka_unit_test(test_disk_nan_while_spilling_leaves_nothing),
       cmocka_unit_test(test_disk_cancel_leaves_nothing),
       cmocka_unit_test(test_disk_sigkill_mid_iteration_leaves_nothing),

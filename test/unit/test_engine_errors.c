@@ -186,14 +186,14 @@ static void bad_values_name_their_row(void **state) {
       if (mode == 2)
         p.init = c % 2 == 0 ? DKM_INIT_KMEANSPP : DKM_INIT_GREEDY_KMEANSPP;
       if (mode == 3) {
-        p.max_points_per_centroid = 1249; /* 4996 of 5000 rows: row 4321 is likely in */
+        /* 4996 of 5000 rows: drawn or not, row 4321 is read (and
+         * checked) with the rows around it */
+        p.max_points_per_centroid = 1249;
         p.storage = DKM_STORAGE_MEMORY;
       } else {
         p.max_points_per_centroid = 0;
       }
       dkm_status s = try_train(ctx, &p, x, n, 3);
-      if (mode == 3 && s == DKM_OK)
-        continue; /* the row was not drawn */
       assert_int_equal(s, DKM_ERR_DATA);
       expect_msg(ctx, "memory: row 4321 ");
       expect_msg(ctx, cases[c].text);
@@ -205,6 +205,107 @@ static void bad_values_name_their_row(void **state) {
   assert_int_equal(a.live, 0);
   dkm_test_rmtree(dir);
   free(dir);
+}
+
+/* A bad value in a row that is not drawn into the sample is found by the
+ * sampling pass, before training, when that pass reads the row: it checks
+ * every row it reads, and it reads each 1 MiB block that holds drawn rows
+ * whole when they span half of it or more, else from the first to the last
+ * drawn row. Other rows (only where the sample holds few rows of a block)
+ * are found by labelling (docs/formats.md). */
+enum { OUT_N = 4096, OUT_D = 1024, OUT_K = 64, OUT_BLOCK = 256 /* rows of 4 KiB in 1 MiB */ };
+
+/* 1 for the rows the sampling pass reads, given the drawn ones. */
+static void rows_the_pass_reads(const int *drawn, int *read) {
+  int left = OUT_K;
+  for (int first = 0; first < OUT_N && left > 0; first += OUT_BLOCK) {
+    int lo = -1, hi = -1;
+    for (int i = first; i < first + OUT_BLOCK; i++) {
+      if (drawn[i]) {
+        lo = lo < 0 ? i : lo;
+        hi = i + 1;
+        left--;
+      }
+    }
+    if (lo < 0)
+      continue;
+    if (2 * (hi - lo) >= OUT_BLOCK) {
+      lo = first;
+      hi = first + OUT_BLOCK;
+    }
+    for (int i = lo; i < hi; i++)
+      read[i] = 1;
+  }
+}
+
+static void a_bad_row_outside_the_sample_fails_the_sampling_pass(void **state) {
+  (void)state;
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  /* Row i is (i, 0, ..., 0): with one row per centroid (m = k) every drawn
+   * row stays a centroid, which tells which rows were drawn. */
+  float *x = calloc((size_t)OUT_N * OUT_D, sizeof(float));
+  assert_non_null(x);
+  for (int i = 0; i < OUT_N; i++)
+    x[(size_t)i * OUT_D] = (float)i;
+  dkm_params p;
+  dkm_params_init(&p);
+  p.k = OUT_K;
+  p.max_points_per_centroid = 1;
+  p.max_iter = 2;
+  p.storage = DKM_STORAGE_MEMORY;
+  p.tmp_dir = "/tmp";
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, OUT_N, OUT_D, &src), DKM_OK);
+  dkm_result *r = dkm_test_train(ctx, &p, src);
+  dkm_source_close(src);
+  static int drawn[OUT_N], read[OUT_N];
+  for (int c = 0; c < OUT_K; c++) {
+    int row = (int)r->centroids[(size_t)c * OUT_D];
+    assert_true(row >= 0 && row < OUT_N && r->centroids[(size_t)c * OUT_D] == (float)row);
+    drawn[row] = 1;
+  }
+  dkm_result_free(r);
+  rows_the_pass_reads(drawn, read);
+  /* The first undrawn row the pass reads and the first it does not (64
+   * rows in 16 blocks: both exist for any seed but the rarest). */
+  int checked = -1, unchecked = -1;
+  for (int i = 0; i < OUT_N; i++) {
+    if (!drawn[i] && read[i] && checked < 0)
+      checked = i;
+    if (!read[i] && unchecked < 0)
+      unchecked = i;
+  }
+  assert_true(checked >= 0);
+  for (int storage = 0; storage < 2; storage++) {
+    p.storage = storage == 0 ? DKM_STORAGE_MEMORY : DKM_STORAGE_DISK;
+    x[(size_t)checked * OUT_D + 3] = NAN;
+    assert_int_equal(try_train(ctx, &p, x, OUT_N, OUT_D), DKM_ERR_DATA);
+    char want[64];
+    snprintf(want, sizeof want, "memory: row %d has a NaN in column 3", checked);
+    expect_msg(ctx, want);
+    x[(size_t)checked * OUT_D + 3] = 0;
+  }
+  /* A row the pass does not read: training succeeds, and labelling the
+   * rows names it. */
+  if (unchecked >= 0) {
+    x[(size_t)unchecked * OUT_D + 1] = INFINITY;
+    assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, OUT_N, OUT_D, &src), DKM_OK);
+    r = dkm_test_train(ctx, &p, src);
+    int32_t *labels = malloc(sizeof(int32_t) * OUT_N);
+    assert_non_null(labels);
+    assert_int_equal(dkm_assign(ctx, &p, src, r->centroids, OUT_K, OUT_D, labels, NULL),
+                     DKM_ERR_DATA);
+    char want[64];
+    snprintf(want, sizeof want, "memory: row %d has an infinite value in column 1", unchecked);
+    expect_msg(ctx, want);
+    free(labels);
+    dkm_result_free(r);
+    dkm_source_close(src);
+  }
+  free(x);
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
 }
 
 /* Progress callback that cancels at the chosen phase. */
@@ -360,6 +461,7 @@ int main(void) {
       cmocka_unit_test(a_source_without_columns_is_rejected),
       cmocka_unit_test(given_init_without_or_with_bad_centroids),
       cmocka_unit_test(bad_values_name_their_row),
+      cmocka_unit_test(a_bad_row_outside_the_sample_fails_the_sampling_pass),
       cmocka_unit_test(cancel_from_callback_in_every_phase),
       cmocka_unit_test(allocation_failures_leak_nothing),
       cmocka_unit_test(bad_tmp_dir_is_an_io_error),

@@ -346,6 +346,81 @@ static void bad_gzip_files_are_refused_by_name(void **state) {
   free(img);
 }
 
+/* Appends n copies of byte c to the file at path. */
+static void append_bytes(const char *path, int c, size_t n) {
+  FILE *f = fopen(path, "ab");
+  assert_non_null(f);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(fputc(c, f), c);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* Reads every row of a gzip IDX file of 100 rows of 12 bytes (in blocks of
+ * 7, then once more after a rewind) and compares with values. */
+static void expect_rows(dkm_ctx *ctx, const char *path, const unsigned char *values) {
+  dkm_source *src = tf_open(ctx, path, DKM_FORMAT_AUTO, 100, 12, DKM_DTYPE_U8, DKM_FORMAT_IDX);
+  for (int pass = 0; pass < 2; pass++) {
+    float *got = tf_read_all(ctx, src, 7);
+    for (size_t i = 0; i < 100 * 12; i++)
+      assert_true(got[i] == (float)values[i]);
+    free(got);
+  }
+  dkm_source_close(src);
+}
+
+/* gzip -dc reads several members one after the other and ignores zero
+ * bytes after the last (tape drives and some archivers pad files with
+ * them); so do we. Other bytes after the data are trailing garbage: gzip
+ * warns and exits 2, we refuse the file by name. */
+static void gzip_members_and_zero_padding_are_read_like_gzip(void **state) {
+  uint32_t dims[2] = {100, 12};
+  unsigned char values[100 * 12];
+  uint64_t seed = 11;
+  for (size_t i = 0; i < sizeof values; i++)
+    values[i] = (unsigned char)dkm_test_rand(&seed);
+  size_t size;
+  unsigned char *img = idx_image(0x08, 2, dims, values, sizeof values, &size);
+  dkm_test_alloc st = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&st);
+  char *path = tf_path(dir, "padded.gz");
+  /* A little padding, and more than one read of the compressed input. */
+  const size_t pads[] = {1, 512, 200000};
+  for (int members = 1; members <= 3; members += 2) {
+    for (size_t p = 0; p < sizeof pads / sizeof pads[0]; p++) {
+      write_gz(path, img, size, members);
+      append_bytes(path, 0, pads[p]);
+      expect_rows(ctx, path, values);
+    }
+  }
+  tf_alloc_sweep(path, NULL);
+
+  /* A non-zero byte after the data, right after it or after zeros (the
+   * latter also past the first 64 KiB read). */
+  const size_t zeros[] = {0, 3, 100000};
+  const int junk[] = {'x', 0x1f};
+  for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+    for (size_t j = 0; j < sizeof junk / sizeof junk[0]; j++) {
+      if (junk[j] == 0x1f && zeros[z] == 0)
+        continue; /* that is the start of a (truncated) member */
+      write_gz(path, img, size, 1);
+      append_bytes(path, 0, zeros[z]);
+      append_bytes(path, junk[j], 1);
+      dkm_source *src =
+          tf_open(ctx, path, DKM_FORMAT_AUTO, 100, 12, DKM_DTYPE_U8, DKM_FORMAT_IDX);
+      float buf[100 * 12];
+      const float *r;
+      assert_int_equal(dkm_source_read(ctx, src, 0, 100, buf, &r), DKM_ERR_FORMAT);
+      assert_non_null(strstr(dkm_ctx_errmsg(ctx), path));
+      assert_non_null(strstr(dkm_ctx_errmsg(ctx), "trailing garbage after the gzip data"));
+      dkm_source_close(src);
+    }
+  }
+  free(path);
+  free(img);
+  dkm_ctx_free(ctx);
+  assert_int_equal(st.live, 0);
+}
+
 /* The real file: 60000 images of 28x28 bytes. Compared with an independent
  * read through zlib's gzread. */
 static void fashion_mnist_when_installed(void **state) {
@@ -391,6 +466,7 @@ int main(void) {
       cmocka_unit_test(labels_are_rows_of_one),
       cmocka_unit_test(bad_plain_files_are_refused_by_name),
       cmocka_unit_test(bad_gzip_files_are_refused_by_name),
+      cmocka_unit_test(gzip_members_and_zero_padding_are_read_like_gzip),
       cmocka_unit_test(fashion_mnist_when_installed),
   };
   return cmocka_run_group_tests(tests, setup, tf_teardown);
