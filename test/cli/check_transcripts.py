@@ -7,8 +7,9 @@ where the Fashion-MNIST files are linked under their own names, and the
 lines after it, up to the next `$` line or the end of the block, are what it
 must print, stdout and stderr together, line by line. Two things may differ:
 
-  - times ("0.22 s", "1.86 s") and the memory budget ("memory limit:"),
-    which depend on the machine and its load: they are masked on both sides;
+  - times ("0.22 s", "1.86 s") and the memory budget ("memory limit:",
+    "memory limit from:"), which depend on the machine and its load: they
+    are masked on both sides;
   - a line `[... WHY ...]` in the docs marks a cut: it stands for any number
     of lines (also none) that the docs leave out.
 
@@ -35,6 +36,7 @@ CUT = re.compile(r"^\[\.\.\..*\]$")
 MASKS = [
     (re.compile(r"\b\d+(\.\d+)? s\b"), "<T> s"),
     (re.compile(r"^(memory limit: +).*$"), r"\1<MACHINE>"),
+    (re.compile(r"^(memory limit from: +).*$"), r"\1<MACHINE>"),
 ]
 
 
