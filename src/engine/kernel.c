@@ -175,7 +175,7 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
   uint32_t bad = UINT32_MAX;
   for (uint32_t r = 0; r < rows; r++) {
     float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-    if (!isfinite(n2) && bad == UINT32_MAX)
+    if (!dkm__norm2_ok(n2, kern->metric) && bad == UINT32_MAX)
       bad = r;
     /* dist holds ||x||^2 until the end. */
     dist[r] = n2;

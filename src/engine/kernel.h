@@ -57,8 +57,8 @@ float dkm__min_value(const float *v, uint32_t n);
 /* Labels rows (<= tile_rows) of x. labels/dist receive the nearest centroid
  * and its distance. inv (may be NULL) receives, for cosine, 1/||x|| (0 for a
  * zero row) and for the other metrics 1. Returns the index within the tile
- * of the first row whose values are not all finite or whose squared norm
- * overflows float, or UINT32_MAX when every row is fine (the caller names
+ * of the first row that fails dkm__norm2_ok (a NaN, an infinity, or for L2
+ * and inner product a squared norm above DKM__MAX_NORM2), or UINT32_MAX when every row is fine (the caller names
  * the bad row with dkm__describe_bad_row). */
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, float *inv);

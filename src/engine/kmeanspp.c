@@ -124,7 +124,7 @@ uint32_t dkm__kmeanspp_first_rows(dkm_metric metric, const float *x, uint32_t co
                                   float *aux, float *mind) {
   for (uint32_t r = 0; r < count; r++) {
     float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-    if (!isfinite(n2))
+    if (!dkm__norm2_ok(n2, metric))
       return r;
     if (metric == DKM_METRIC_COSINE)
       aux[r] = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;

@@ -347,6 +347,8 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
 
 /* --- training ---------------------------------------------------------------- */
 
+/* Given centroids pass the rows' check (for L2 and inner product, a squared
+ * norm of at most DKM__MAX_NORM2: see sample.h). */
 static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t dim) {
   const float *c = params->init_centroids;
   for (uint64_t i = 0; i < (uint64_t)params->k * dim; i++)
@@ -355,6 +357,14 @@ static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t d
           ctx, DKM_ERR_PARAM, "init_centroids: centroid %llu has %s in column %llu",
           (unsigned long long)(i / dim), isnan(c[i]) ? "a NaN" : "an infinite value",
           (unsigned long long)(i % dim));
+  for (uint32_t i = 0; i < params->k; i++) {
+    const float *row = c + (size_t)i * dim;
+    if (!dkm__norm2_ok(dkm__row_norm2(row, dim), params->metric)) {
+      char buf[160];
+      return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "init_centroids: centroid %u %s", i,
+                               dkm__norm2_problem(row, dim, buf, sizeof buf));
+    }
+  }
   return DKM_OK;
 }
 

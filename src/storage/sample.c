@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/rng.h"
@@ -60,8 +61,20 @@ float dkm__row_norm2(const float *x, uint32_t dim) {
   return total;
 }
 
+const char *dkm__norm2_problem(const float *x, uint32_t dim, char *buf, size_t size) {
+  double n2 = 0; /* in double: the float sum may be infinite */
+  for (uint32_t j = 0; j < dim; j++)
+    n2 += (double)x[j] * (double)x[j];
+  snprintf(buf, size,
+           "has squared norm %.3g, above %.3g, the largest float32 distances can hold; scale "
+           "the data",
+           n2, (double)DKM__MAX_NORM2);
+  return buf;
+}
+
 dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
                                  uint32_t dim) {
+  char buf[160];
   for (uint32_t j = 0; j < dim; j++) {
     if (isnan(x[j]))
       return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has a NaN in column %u", name,
@@ -70,10 +83,8 @@ dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, c
       return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has an infinite value in column %u",
                                name, (unsigned long long)row, j);
   }
-  return dkm_ctx_set_error(ctx, DKM_ERR_DATA,
-                           "%s: row %llu has values so large that its squared norm overflows "
-                           "float32",
-                           name, (unsigned long long)row);
+  return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu %s", name, (unsigned long long)row,
+                           dkm__norm2_problem(x, dim, buf, sizeof buf));
 }
 
 static uint64_t round_up(uint64_t x, uint64_t multiple) {
@@ -270,7 +281,7 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
         break;
       for (uint32_t p = 0; p < np && s == DKM_OK; p++) {
         const float *x = rows + (size_t)(picked[p] - lo) * dim;
-        if (!isfinite(dkm__row_norm2(x, dim))) {
+        if (!dkm__norm2_ok(dkm__row_norm2(x, dim), params->metric)) {
           s = dkm__describe_bad_row(ctx, src->name, first + picked[p], x, dim);
           break;
         }
