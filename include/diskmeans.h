@@ -408,6 +408,12 @@ typedef struct dkm_result {
   double sample_seconds;   /* drawing (and spilling) the sample */
   double init_seconds;     /* initialisation, summed over runs */
   double train_seconds;    /* wall time of the whole dkm_train() call */
+  uint32_t distinct_rows;  /* the number of distinct rows of the sample when it
+                              is below k and training found them: every row on
+                              its centroid, the other clusters empty (size 0;
+                              they keep the centroid of the pass that left them
+                              empty, which no row of the sample is nearest to,
+                              and are no longer repaired); 0 when not known */
 } dkm_result;
 
 /** Trains k centroids on the rows of src (or on a seeded sample of

@@ -67,6 +67,13 @@ add_row_scaled(double *restrict s, const float *restrict x, double w, uint32_t n
     s[j] += (double)x[j] * w;
 }
 
+static int same_row(const float *a, const float *b, uint32_t dim) {
+  for (uint32_t j = 0; j < dim; j++)
+    if (a[j] != b[j])
+      return 0;
+  return 1;
+}
+
 /* Adds one labelled tile (rows off.. of the block) to the counts, the
  * objective and the sums, row by row. */
 static void add_tile(dkm__trainer *t, uint32_t tile) {
@@ -87,6 +94,14 @@ static void add_tile(dkm__trainer *t, uint32_t tile) {
       for (size_t b = 0; b < (size_t)dim * sizeof(double); b += 64)
         __builtin_prefetch(ahead + b, 1);
     }
+    /* Whether a cluster holds two different rows decides whether a repair
+     * may split it: compare each row with the cluster's first one until
+     * one differs (by value, so -0 and 0 are the same row). */
+    float *first = t->first_row + (size_t)c * dim;
+    if (t->counts[c] == 0)
+      memcpy(first, x, (size_t)dim * sizeof(float));
+    else if (!t->mixed[c])
+      t->mixed[c] = !same_row(first, x, dim);
     t->counts[c]++;
     obj += (double)t->dist[r];
     if (cosine)
@@ -156,12 +171,15 @@ static dkm_status lloyd_block(void *user, uint64_t first, const float *x, uint64
 /* --- the update ------------------------------------------------------------ */
 
 /* The donors of empty-cluster repairs are drawn with probability
- * proportional to size - 1. With many empty clusters and a large k a walk
- * over all clusters per draw would be quadratic, so the weights live in a
+ * proportional to size - 1, among the clusters that hold two different
+ * rows: splitting a cluster of copies of one row cannot lower the
+ * objective (every row already sits on its centroid), and would only push
+ * the centroid off it. With many empty clusters and a large k a walk over
+ * all clusters per draw would be quadratic, so the weights live in a
  * Fenwick tree (1-based, k + 1 entries): integer weights make the draw exact,
  * and each draw and update takes O(log k). */
-static uint64_t donor_weight(uint64_t count) {
-  return count > 1 ? count - 1 : 0;
+static uint64_t donor_weight(uint64_t count, int mixed) {
+  return mixed && count > 1 ? count - 1 : 0;
 }
 
 static void fenwick_add(uint64_t *tree, uint32_t k, uint32_t c, int64_t delta) {
@@ -185,12 +203,20 @@ static uint32_t fenwick_find(const uint64_t *tree, uint32_t k, uint64_t target) 
 }
 
 /* Splits a large cluster for every empty one (FAISS's rule): the donor is
- * drawn with probability proportional to size - 1 from the run's RNG, empty
- * clusters taken in index order, and its centroid is copied and the two
- * copies pushed apart by a relative SPLIT_EPS on every coordinate (opposite
- * signs). The donor's count is split in half so later draws see the split.
- * A centroid of zeros stays zero: its copies coincide, one of them stays
- * empty and is repaired again next iteration (counted each time). */
+ * drawn with probability proportional to size - 1 from the run's RNG among
+ * the clusters of two different rows or more, empty clusters taken in index
+ * order, and its centroid is copied and the two copies pushed apart by a
+ * relative SPLIT_EPS on every coordinate (opposite signs). The donor's count
+ * is split in half so later draws see the split. A centroid of zeros stays
+ * zero: its copies coincide, one of them stays empty and is repaired again
+ * next iteration (counted each time).
+ *
+ * When no cluster has two different rows, every row sits on its centroid
+ * and the sample has exactly as many distinct rows as there are non-empty
+ * clusters (identical rows get identical labels): that number goes to
+ * t->distinct, and the empty clusters stay empty, keeping the centroids
+ * they had in the pass, which no row is nearest to. Nothing loops: each
+ * empty cluster takes at most one draw per iteration. */
 static uint32_t repair_empty(dkm__trainer *t) {
   const uint32_t k = t->k, dim = t->dim;
   uint32_t empty = 0;
@@ -202,7 +228,7 @@ static uint32_t repair_empty(dkm__trainer *t) {
   memset(tree, 0, (size_t)(k + 1) * sizeof *tree);
   uint64_t total = 0;
   for (uint32_t c = 0; c < k; c++) {
-    uint64_t w = donor_weight(t->counts[c]);
+    uint64_t w = donor_weight(t->counts[c], t->mixed[c]);
     total += w;
     /* Linear-time build: each node passes its sum to its parent. */
     tree[c + 1] += w;
@@ -210,11 +236,15 @@ static uint32_t repair_empty(dkm__trainer *t) {
     if (parent <= k)
       tree[parent] += tree[c + 1];
   }
+  if (total == 0) {
+    t->distinct = k - empty;
+    return 0;
+  }
   uint32_t repaired = 0;
   for (uint32_t ci = 0; ci < k; ci++) {
     if (t->counts[ci] != 0)
       continue;
-    if (total == 0) /* cannot happen with m >= k, but never loop */
+    if (total == 0) /* the mixed clusters are used up: the rest next time */
       break;
     uint64_t target = (uint64_t)(dkm__rng_uniform(&t->rng) * (double)total);
     if (target >= total)
@@ -231,8 +261,9 @@ static uint32_t repair_empty(dkm__trainer *t) {
     uint64_t before = t->counts[cj], half = before / 2;
     t->counts[ci] = half;
     t->counts[cj] = before - half;
-    int64_t dj = (int64_t)donor_weight(before - half) - (int64_t)donor_weight(before);
-    int64_t di = (int64_t)donor_weight(half);
+    t->mixed[ci] = 1; /* as far as later draws of this repair know */
+    int64_t dj = (int64_t)donor_weight(before - half, 1) - (int64_t)donor_weight(before, 1);
+    int64_t di = (int64_t)donor_weight(half, 1);
     fenwick_add(tree, k, cj, dj);
     fenwick_add(tree, k, ci, di);
     total = (uint64_t)((int64_t)total + dj + di);
@@ -273,7 +304,8 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
   uint32_t tc = dkm__tile_cols(params->k, sp->dim);
   uint64_t bytes = 0;
-  bytes += 4 * k * dim * sizeof(float);                /* current, packed, best, result */
+  bytes += 5 * k * dim * sizeof(float); /* current, packed, best, result, first rows */
+  bytes += k;                           /* the clusters' flags */
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
@@ -382,6 +414,8 @@ static void trainer_free(dkm__trainer *t) {
   dkm__free(ctx, t->sums);
   dkm__free(ctx, t->counts);
   dkm__free(ctx, t->fenwick);
+  dkm__free(ctx, t->first_row);
+  dkm__free(ctx, t->mixed);
   dkm__engine_close(&t->eng);
 }
 
@@ -407,6 +441,8 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   t->sums = dkm__alloc_or_fail(ctx, sbytes, "the centroid sums");
   t->counts = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
   t->fenwick = dkm__alloc_or_fail(ctx, ((size_t)k + 1) * sizeof(uint64_t), "the repair weights");
+  t->first_row = dkm__alloc_or_fail(ctx, cbytes, "the clusters' first rows");
+  t->mixed = dkm__alloc_or_fail(ctx, k, "the clusters' flags");
   size_t b = (size_t)sp->block_rows;
   t->labels = dkm__alloc_or_fail(ctx, b * sizeof(int32_t), "the block's labels");
   t->dist = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's distances");
@@ -415,7 +451,7 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   if (t->ready == NULL)
     dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the block's tile marks");
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
-      t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL ||
+      t->fenwick == NULL || t->first_row == NULL || t->mixed == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL ||
       t->ready == NULL)
     return DKM_ERR_NOMEM;
   t->bias = dkm__alloc_aligned(ctx, dkm__packed_floats(k, 1) * sizeof(float), "the centroid terms");
@@ -459,6 +495,7 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
     double start = dkm__now();
     memset(t->sums, 0, (size_t)k * dim * sizeof(double));
     memset(t->counts, 0, (size_t)k * sizeof(uint64_t));
+    memset(t->mixed, 0, k);
     t->objective = 0;
     memset(t->ready, 0, (size_t)(t->eng.block_rows / t->eng.tile_rows) * sizeof *t->ready);
     t->next = 0;
@@ -540,9 +577,13 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   }
   for (uint32_t run = 0; s == DKM_OK && run < params->n_redo; run++) {
     uint32_t n_iter = 0;
+    t.distinct = 0;
     s = run_once(&t, run, iters, &n_iter, sizes, &res->init_seconds);
     if (s != DKM_OK)
       break;
+    /* Any run that finds the count finds the same one: the sample's. */
+    if (t.distinct != 0)
+      res->distinct_rows = t.distinct;
     double obj = iters[n_iter - 1].objective;
     /* Lowest final objective wins; ties keep the earlier run. */
     if (run == 0 || obj < res->objective) {

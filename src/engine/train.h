@@ -29,6 +29,9 @@ typedef struct dkm__trainer {
   double *sums;    /* k * dim */
   uint64_t *counts;
   uint64_t *fenwick; /* k + 1: donor weights for repairs */
+  float *first_row;  /* k * dim: each cluster's first row in the pass */
+  uint8_t *mixed;    /* k: 1 when the cluster holds two different rows */
+  uint32_t distinct; /* distinct rows of the sample when a repair found them, else 0 */
   double objective;
   /* The update follows the labelling tile by tile, in tile order (see
    * train.c): ready[i] is set once tile i of the block is labelled; next is
