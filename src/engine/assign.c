@@ -47,7 +47,7 @@ static dkm_status check_centroids(dkm_ctx *ctx, const float *c, uint32_t k, uint
                                (unsigned long long)(i % dim));
   for (uint32_t i = 0; i < k; i++) {
     const float *row = c + (size_t)i * dim;
-    if (!dkm__norm2_ok(dkm__row_norm2(row, dim), metric)) {
+    if (!dkm__row_ok(row, dim, metric)) {
       char buf[160];
       return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "centroids: centroid %u %s", i,
                                dkm__norm2_problem(row, dim, buf, sizeof buf));

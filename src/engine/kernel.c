@@ -55,7 +55,34 @@ void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *
 }
 
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern) {
-  return (size_t)kern->tile_rows * kern->tile_cols + kern->tile_rows;
+  /* The scores, each row's running minimum and shift, and a shifted row. */
+  return (size_t)kern->tile_rows * kern->tile_cols + 2 * (size_t)kern->tile_rows + kern->dim;
+}
+
+int dkm__cosine_scale(const float *x, uint32_t dim, int *shift, float *s, double *inv) {
+  double n2 = 0;
+  for (uint32_t j = 0; j < dim; j++)
+    n2 += (double)x[j] * (double)x[j];
+  *shift = 0;
+  *s = 0.0f;
+  *inv = 0;
+  if (!isfinite(n2))
+    return 0;
+  if (n2 == 0)
+    return 1;
+  double norm = sqrt(n2);
+  int e = 0;
+  if (norm < 0x1p-50 || norm > 0x1p50) /* outside the safe range (kernel.h) */
+    (void)frexp(norm, &e); /* norm = f 2^e, f in [1/2, 1) */
+  *shift = e;
+  *s = (float)(1.0 / ldexp(norm, -e));
+  *inv = 1.0 / norm;
+  return 1;
+}
+
+void dkm__shift_row(const float *x, uint32_t dim, int shift, float *out) {
+  for (uint32_t j = 0; j < dim; j++)
+    out[j] = (float)ldexp((double)x[j], -shift);
 }
 
 void dkm__centroid_norms(const float *centroids, uint32_t k, uint32_t dim, float *out) {
@@ -167,18 +194,35 @@ float dkm__min_value(const float *v, uint32_t n) {
 }
 
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
-                          int32_t *labels, float *dist, float *inv) {
+                          int32_t *labels, float *dist, double *inv) {
   assert(rows >= 1 && rows <= kern->tile_rows);
   const uint32_t dim = kern->dim, k = kern->k, tc = kern->tile_cols;
+  const int cosine = kern->metric == DKM_METRIC_COSINE;
   float *scores = scratch;
   float *best = scratch + (size_t)kern->tile_rows * tc; /* running minimum per row */
-  uint32_t bad = UINT32_MAX;
+  float *shifts = best + kern->tile_rows; /* cosine: each row's shift (small integers) */
+  float *shifted = shifts + kern->tile_rows; /* a shifted row */
+  uint32_t bad = UINT32_MAX, n_shifted = 0;
   for (uint32_t r = 0; r < rows; r++) {
-    float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-    if (!dkm__norm2_ok(n2, kern->metric) && bad == UINT32_MAX)
-      bad = r;
-    /* dist holds ||x||^2 until the end. */
-    dist[r] = n2;
+    const float *xr = x + (size_t)r * dim;
+    /* dist holds ||x||^2 (cosine: the shifted row's 1/norm) until the end. */
+    if (cosine) {
+      int shift;
+      double iv;
+      if (!dkm__cosine_scale(xr, dim, &shift, &dist[r], &iv) && bad == UINT32_MAX)
+        bad = r;
+      shifts[r] = (float)shift;
+      n_shifted += shift != 0;
+      if (inv != NULL)
+        inv[r] = iv;
+    } else {
+      float n2 = dkm__row_norm2(xr, dim);
+      if (!dkm__norm2_ok(n2) && bad == UINT32_MAX)
+        bad = r;
+      dist[r] = n2;
+      if (inv != NULL)
+        inv[r] = 1;
+    }
     best[r] = INFINITY;
     labels[r] = 0;
   }
@@ -200,6 +244,21 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
         for (uint32_t c = 0; c < kc; c++)
           scores[(size_t)r * ldo + c] = bias[c] - scale * scores[(size_t)r * ldo + c];
     }
+    /* Cosine rows outside the safe range: their scores again, shifted. */
+    for (uint32_t r = 0; n_shifted > 0 && r < rows; r++) {
+      if (shifts[r] == 0)
+        continue;
+      dkm__shift_row(x + (size_t)r * dim, dim, (int)shifts[r], shifted);
+      float *out = scores + (size_t)r * ldo;
+      if (kern->packed != NULL) {
+        dkm__gemm_packed_biased(shifted, 1, dim, kern->packed + (size_t)c0 * dim, panels, bias,
+                                scale, out, ldo);
+      } else {
+        dkm__gemm_blas(shifted, 1, dim, kern->centroids + (size_t)c0 * dim, kc, out, ldo);
+        for (uint32_t c = 0; c < kc; c++)
+          out[c] = bias[c] - scale * out[c];
+      }
+    }
     for (uint32_t r = 0; r < rows; r++) {
       const float *row = scores + (size_t)r * ldo;
       uint32_t bi = argmin(row, kc);
@@ -218,23 +277,17 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
     case DKM_METRIC_L2: {
       float d = n2 + b;
       dist[r] = d > 0 ? d : 0.0f; /* cancellation can leave a tiny negative */
-      if (inv != NULL)
-        inv[r] = 1.0f;
       break;
     }
     case DKM_METRIC_IP:
       dist[r] = b;
-      if (inv != NULL)
-        inv[r] = 1.0f;
       break;
     case DKM_METRIC_COSINE: {
-      /* b = -x.c with c of unit norm; a zero row has cosine 0 with every
-       * centroid (distance 1) and adds nothing to the sums. */
-      float s = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;
-      float d = 1.0f + b * s;
+      /* b = -x.c with c of unit norm (x shifted where needed) and n2 the
+       * shifted row's 1/||x||; a zero row has cosine 0 with every centroid
+       * (distance 1) and adds nothing to the sums. */
+      float d = 1.0f + b * n2;
       dist[r] = d > 0 ? d : 0.0f; /* a cosine rounded above 1 */
-      if (inv != NULL)
-        inv[r] = s;
       break;
     }
     }

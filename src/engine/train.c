@@ -105,7 +105,7 @@ static void add_tile(dkm__trainer *t, uint32_t tile) {
     t->counts[c]++;
     obj += (double)t->dist[r];
     if (cosine)
-      add_row_scaled(s, x, (double)t->inv[r], dim);
+      add_row_scaled(s, x, t->inv[r], dim);
     else
       add_row(s, x, dim);
   }
@@ -308,9 +308,10 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   bytes += k;                           /* the clusters' flags */
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
-  bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
+  bytes += b * (sizeof(int32_t) + sizeof(float) + sizeof(double)); /* labels, dist, inv */
   bytes += b / sp->tile_rows * sizeof(uint32_t);       /* tile marks */
-  bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + sp->tile_rows) * sizeof(float);
+  bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + 2 * (uint64_t)sp->tile_rows + dim) *
+           sizeof(float); /* dkm__kernel_scratch_floats */
   if (!resident) /* two block buffers being read into */
     bytes += 2 * b * dim * sizeof(float);
   else /* allocated but never touched by a resident source */
@@ -391,7 +392,7 @@ static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t d
           (unsigned long long)(i % dim));
   for (uint32_t i = 0; i < params->k; i++) {
     const float *row = c + (size_t)i * dim;
-    if (!dkm__norm2_ok(dkm__row_norm2(row, dim), params->metric)) {
+    if (!dkm__row_ok(row, dim, params->metric)) {
       char buf[160];
       return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "init_centroids: centroid %u %s", i,
                                dkm__norm2_problem(row, dim, buf, sizeof buf));
@@ -446,7 +447,7 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   size_t b = (size_t)sp->block_rows;
   t->labels = dkm__alloc_or_fail(ctx, b * sizeof(int32_t), "the block's labels");
   t->dist = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's distances");
-  t->inv = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's norms");
+  t->inv = dkm__alloc_or_fail(ctx, b * sizeof(double), "the block's norms");
   t->ready = dkm__calloc(ctx, b / sp->tile_rows, sizeof(uint32_t));
   if (t->ready == NULL)
     dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the block's tile marks");

@@ -25,7 +25,7 @@ typedef struct dkm__trainer {
   size_t scratch_floats;
   int32_t *labels; /* block_rows: labels of the current block */
   float *dist;     /* block_rows */
-  float *inv;      /* block_rows: 1/||x|| for cosine, else 1 */
+  double *inv;     /* block_rows: 1/||x|| for cosine, else 1 */
   double *sums;    /* k * dim */
   uint64_t *counts;
   uint64_t *fenwick; /* k + 1: donor weights for repairs */
@@ -53,7 +53,7 @@ dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run);
 
 /* Their first pass over a tile: each row's aux value (||x||^2, or 1/||x||
  * for cosine, 0 for a zero row) and an infinite distance. Returns the index
- * of the first row that fails dkm__norm2_ok, or UINT32_MAX. */
+ * of the first row that fails dkm__row_ok, or UINT32_MAX. */
 uint32_t dkm__kmeanspp_first_rows(dkm_metric metric, const float *x, uint32_t count, uint32_t dim,
                                   float *aux, float *mind);
 

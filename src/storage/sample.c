@@ -61,6 +61,15 @@ float dkm__row_norm2(const float *x, uint32_t dim) {
   return total;
 }
 
+int dkm__row_ok(const float *x, uint32_t dim, dkm_metric metric) {
+  if (metric != DKM_METRIC_COSINE)
+    return dkm__norm2_ok(dkm__row_norm2(x, dim));
+  for (uint32_t j = 0; j < dim; j++)
+    if (!isfinite(x[j]))
+      return 0;
+  return 1;
+}
+
 const char *dkm__norm2_problem(const float *x, uint32_t dim, char *buf, size_t size) {
   double n2 = 0; /* in double: the float sum may be infinite */
   for (uint32_t j = 0; j < dim; j++)
@@ -281,7 +290,7 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
         break;
       for (uint32_t p = 0; p < np && s == DKM_OK; p++) {
         const float *x = rows + (size_t)(picked[p] - lo) * dim;
-        if (!dkm__norm2_ok(dkm__row_norm2(x, dim), params->metric)) {
+        if (!dkm__row_ok(x, dim, params->metric)) {
           s = dkm__describe_bad_row(ctx, src->name, first + picked[p], x, dim);
           break;
         }

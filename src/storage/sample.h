@@ -73,18 +73,22 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
 
 /* ||x||^2 in float, summed in a fixed order (8 interleaved partial sums) so
  * that it is the same wherever the row sits in memory. The engine computes
- * it for every row it assigns; a row passes the checks exactly when
- * dkm__norm2_ok says so. */
+ * it for every row it assigns (L2 and inner product), and the checks use
+ * it. */
 float dkm__row_norm2(const float *x, uint32_t dim);
 
-/* 1 when a row whose dkm__row_norm2 is n2 can be used with metric: finite
- * values for cosine, a squared norm of at most DKM__MAX_NORM2 otherwise
- * (NaN fails both). */
-static inline int dkm__norm2_ok(float n2, dkm_metric metric) {
-  return metric == DKM_METRIC_COSINE ? isfinite(n2) : n2 <= DKM__MAX_NORM2;
+/* 1 when a row whose dkm__row_norm2 is n2 can be used with L2 or inner
+ * product: a squared norm of at most DKM__MAX_NORM2 (NaN fails). */
+static inline int dkm__norm2_ok(float n2) {
+  return n2 <= DKM__MAX_NORM2;
 }
 
-/* Records DKM_ERR_DATA for a row that failed dkm__norm2_ok: "NAME: row R
+/* 1 when row x can be used with metric: finite values for cosine (which
+ * works on directions, over the whole float range: see engine/kernel.h),
+ * dkm__norm2_ok otherwise. */
+int dkm__row_ok(const float *x, uint32_t dim, dkm_metric metric);
+
+/* Records DKM_ERR_DATA for a row that failed dkm__row_ok: "NAME: row R
  * has a NaN in column J" (or an infinite value, or "squared norm N, above
  * T, ..."). Returns DKM_ERR_DATA. */
 dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,

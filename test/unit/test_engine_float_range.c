@@ -4,7 +4,9 @@
  * fits under (DKM__MAX_NORM2) are refused, in training and assignment,
  * from memory and from a file; rows at the bound give right labels and
  * finite distances on every GEMM path; and training is exactly scale
- * invariant up to it.
+ * invariant up to it. Cosine works on directions over the whole float
+ * range, subnormals included: rows scaled by any power of two give the same
+ * labels, distances and centroids, bit for bit.
  */
 #include <math.h>
 #include <stdio.h>
@@ -245,12 +247,127 @@ static void training_is_scale_invariant_up_to_the_bound(void **state) {
   free(dir);
 }
 
+/* Rows with small integer values (|v| <= 8), so that every power of two
+ * from 2^-140 (subnormals: 8 * 2^-140 needs 12 bits below 2^-126) to 2^124
+ * scales them exactly. */
+static float *integer_rows(uint64_t n, uint32_t dim, uint64_t seed) {
+  float *x = dkm_test_blobs(n, dim, 9, 0.6, seed, NULL);
+  float top = 0;
+  for (uint64_t i = 0; i < n * dim; i++)
+    top = fabsf(x[i]) > top ? fabsf(x[i]) : top;
+  for (uint64_t i = 0; i < n * dim; i++)
+    x[i] = roundf(x[i] * 8.0f / top);
+  return x;
+}
+
+static const int cosine_shifts[] = {-76, -100, -140, 100, 124};
+
+static void cosine_assign_is_the_same_at_every_scale(void **state) {
+  (void)state;
+  dkm_ctx *ctx = dkm_ctx_create(NULL);
+  enum { N = 1500, D = 7, K = 37 };
+  float *x = integer_rows(N, D, 21), *c = integer_rows(K, D, 22);
+  float *y = malloc(sizeof(float) * N * D);
+  int32_t *l0 = malloc(sizeof(int32_t) * N), *l1 = malloc(sizeof(int32_t) * N);
+  float *d0 = malloc(sizeof(float) * N), *d1 = malloc(sizeof(float) * N);
+  dkm_params p;
+  dkm_params_init(&p);
+  p.metric = DKM_METRIC_COSINE;
+  p.n_threads = 2;
+  for (int path = 0; path < 3; path++) {
+    dkm__gemm_force(path == 0 ? DKM__GEMM_AUTO : path == 1 ? DKM__GEMM_AVX2 : DKM__GEMM_BLAS);
+    dkm_source *src;
+    assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, N, D, &src), DKM_OK);
+    assert_int_equal(dkm_assign(ctx, &p, src, c, K, D, l0, d0), DKM_OK);
+    dkm_source_close(src);
+    for (size_t s = 0; s < sizeof cosine_shifts / sizeof cosine_shifts[0]; s++) {
+      for (int i = 0; i < N * D; i++)
+        y[i] = ldexpf(x[i], cosine_shifts[s]);
+      assert_int_equal(dkm_source_from_memory(ctx, y, DKM_DTYPE_F32, N, D, &src), DKM_OK);
+      assert_int_equal(dkm_assign(ctx, &p, src, c, K, D, l1, d1), DKM_OK);
+      assert_memory_equal(l0, l1, sizeof(int32_t) * N);
+      assert_memory_equal(d0, d1, sizeof(float) * N);
+      dkm_source_close(src);
+    }
+  }
+  dkm__gemm_force(DKM__GEMM_AUTO);
+  /* The examples: tiny, subnormal and huge rows along (1, 1) sit on the
+   * centroid (1, 1); along (-1, 1) on (1, -1)'s opposite, distance 2. */
+  const float rows[12] = {1e-23f, 1e-23f, 1e-30f, 1e-30f, 1e-45f, 1e-45f,
+                          1e30f,  1e30f,  3e38f,  3e38f,  -3e38f, 3e38f};
+  const float cen[4] = {1, 1, 1, -1};
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, rows, DKM_DTYPE_F32, 6, 2, &src), DKM_OK);
+  int32_t lab[6];
+  float dist[6];
+  assert_int_equal(dkm_assign(ctx, &p, src, cen, 2, 2, lab, dist), DKM_OK);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(lab[i], 0);
+    assert_true(dist[i] < 1e-6f);
+  }
+  assert_int_equal(lab[5], 0); /* cosine 0 with both: the lower index */
+  assert_true(fabsf(dist[5] - 1.0f) < 1e-6f);
+  dkm_source_close(src);
+  free(x);
+  free(c);
+  free(y);
+  free(l0);
+  free(l1);
+  free(d0);
+  free(d1);
+  dkm_ctx_free(ctx);
+}
+
+static void cosine_training_is_the_same_at_every_scale(void **state) {
+  (void)state;
+  char *dir = dkm_test_mkdtemp("float-range-cosine");
+  assert_non_null(dir);
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  enum { N = 2000, D = 5, K = 9 };
+  float *x = integer_rows(N, D, 31);
+  float *y = malloc(sizeof(float) * N * D);
+  const dkm_init inits[3] = {DKM_INIT_RANDOM, DKM_INIT_KMEANSPP, DKM_INIT_GREEDY_KMEANSPP};
+  for (int init = 0; init < 3; init++) {
+    dkm_params p;
+    dkm_params_init(&p);
+    p.k = K;
+    p.metric = DKM_METRIC_COSINE;
+    p.init = inits[init];
+    p.max_iter = 6;
+    p.tol = 0;
+    p.n_threads = 2;
+    p.tmp_dir = dir;
+    dkm_result *ref = dkm_test_train_rows(ctx, &p, x, N, D);
+    for (size_t s = 0; s < sizeof cosine_shifts / sizeof cosine_shifts[0]; s++) {
+      for (int i = 0; i < N * D; i++)
+        y[i] = ldexpf(x[i], cosine_shifts[s]);
+      for (int disk = 0; disk < 2; disk++) {
+        dkm_params q = p;
+        q.storage = disk ? DKM_STORAGE_DISK : DKM_STORAGE_MEMORY;
+        dkm_result *r = dkm_test_train_rows(ctx, &q, y, N, D);
+        dkm_test_assert_same_result(ref, r, "cosine rows scaled by a power of two");
+        dkm_result_free(r);
+      }
+    }
+    dkm_result_free(ref);
+  }
+  free(x);
+  free(y);
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
+  dkm_test_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(assign_refuses_rows_and_centroids_above_the_bound),
       cmocka_unit_test(train_refuses_given_centroids_above_the_bound),
       cmocka_unit_test(rows_at_the_bound_give_right_labels_and_finite_distances),
       cmocka_unit_test(training_is_scale_invariant_up_to_the_bound),
+      cmocka_unit_test(cosine_assign_is_the_same_at_every_scale),
+      cmocka_unit_test(cosine_training_is_the_same_at_every_scale),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
