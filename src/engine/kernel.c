@@ -59,24 +59,33 @@ size_t dkm__kernel_scratch_floats(const dkm__kernel *kern) {
   return (size_t)kern->tile_rows * kern->tile_cols + 2 * (size_t)kern->tile_rows + kern->dim;
 }
 
-int dkm__cosine_scale(const float *x, uint32_t dim, int *shift, float *s, double *inv) {
-  double n2 = 0;
-  for (uint32_t j = 0; j < dim; j++)
-    n2 += (double)x[j] * (double)x[j];
+int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s,
+                      double *inv) {
   *shift = 0;
   *s = 0.0f;
   *inv = 0;
-  if (!isfinite(n2))
-    return 0;
-  if (n2 == 0)
-    return 1;
-  double norm = sqrt(n2);
-  int e = 0;
-  if (norm < 0x1p-50 || norm > 0x1p50) /* outside the safe range (kernel.h) */
-    (void)frexp(norm, &e); /* norm = f 2^e, f in [1/2, 1) */
-  *shift = e;
-  *s = (float)(1.0 / ldexp(norm, -e));
-  *inv = 1.0 / norm;
+  float n2 = dkm__row_norm2(x, dim);
+  if (!(n2 >= 0x1p-100f && n2 <= 0x1p100f)) {
+    /* Outside the safe range (or not finite): the norm from the sum of
+     * squares in double, which cannot overflow or underflow, gives the
+     * shift; then the float norm of the shifted row, as for any other. */
+    double n2d = 0;
+    for (uint32_t j = 0; j < dim; j++)
+      n2d += (double)x[j] * (double)x[j];
+    if (!isfinite(n2d))
+      return 0;
+    if (n2d == 0)
+      return 1;
+    int e;
+    (void)frexp(sqrt(n2d), &e); /* norm = f 2^e, f in [1/2, 1) */
+    dkm__shift_row(x, dim, e, tmp);
+    n2 = dkm__row_norm2(tmp, dim);
+    *shift = e;
+  }
+  /* As before the range was widened: in float, so that rows inside it keep
+   * their bits. */
+  *s = (float)(1.0 / sqrt((double)n2));
+  *inv = ldexp((double)*s, -*shift);
   return 1;
 }
 
@@ -209,7 +218,7 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
     if (cosine) {
       int shift;
       double iv;
-      if (!dkm__cosine_scale(xr, dim, &shift, &dist[r], &iv) && bad == UINT32_MAX)
+      if (!dkm__cosine_scale(xr, dim, shifted, &shift, &dist[r], &iv) && bad == UINT32_MAX)
         bad = r;
       shifts[r] = (float)shift;
       n_shifted += shift != 0;

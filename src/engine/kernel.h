@@ -42,24 +42,29 @@ void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *
 
 /*
  * Cosine over the whole float range. A row's direction is defined for every
- * finite row but the zero row, yet in float its squared norm overflows from
- * about 1.8e19 per value and underflows below about 1e-23, and its products
- * with unit centroids lose precision or overflow likewise. So the norm is
- * taken from the sum of squares in double (which neither overflows nor
- * underflows for any finite float row of fewer than 2^32 values), and a
- * row whose norm is outside [2^-50, 2^50] is multiplied by a power of two
- * 2^-shift (exact, but for bits below 2^-149 of a huge row, which cannot
- * matter) that brings its norm to [1/2, 1) before its products. Rows inside
- * the range have shift 0: a power of two would not change their scores'
- * bits anyway, and they take no copy.
+ * finite row but the zero row, subnormals included, yet in float its
+ * squared norm overflows from about 1.8e19 per value and underflows below
+ * about 1e-23, and its products with unit centroids lose precision or
+ * overflow likewise. So a row whose float squared norm is outside
+ * [2^-100, 2^100] (norm outside [2^-50, 2^50]) is multiplied by a power of
+ * two 2^-shift that brings its norm to [1/2, 1) before its products and its
+ * norm; the shift comes from the sum of squares in double, which neither
+ * overflows nor underflows for any finite float row. Multiplying by a power
+ * of two is exact (but for bits below 2^-149 of a huge row, which cannot
+ * matter), so a row and the row times any power of two give the same
+ * labels, distances and centroids. Rows inside the range have shift 0, keep
+ * the bits they always had, and cost no copy.
  *
- * dkm__cosine_scale gives a row's shift, s = 1 / ||x 2^-shift|| (0 for a
- * zero row) as a float (between 2^-50 and 2^50) that the products of the
- * shifted row are multiplied by, and inv = 1 / ||x|| in double (0 for a zero
- * row), the weight of the row in the centroid sums. It returns 0 when the
- * row has a NaN or an infinite value (the only rows cosine refuses).
+ * dkm__cosine_scale gives a row's shift (tmp, dim floats, then holds the
+ * shifted row when the shift is not 0), s = 1 / ||x 2^-shift|| (0 for a
+ * zero row) as a float between 2^-50 and 2^50 that the products of the
+ * shifted row are multiplied by, and inv = s 2^-shift = 1 / ||x|| in double
+ * (0 for a zero row), the row's weight in the centroid sums. It returns 0
+ * when the row has a NaN or an infinite value (the only rows cosine
+ * refuses).
  */
-int dkm__cosine_scale(const float *x, uint32_t dim, int *shift, float *s, double *inv);
+int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s,
+                      double *inv);
 
 /* out = x 2^-shift (dim values). */
 void dkm__shift_row(const float *x, uint32_t dim, int shift, float *out);

@@ -50,7 +50,8 @@ typedef struct kpp {
   uint32_t pending; /* centres chosen after those: t->centroids[applied..] */
   int first_pass;
   float *mind;    /* m: squared distance to the nearest applied centre */
-  float *aux;     /* m: ||x||^2 (L2, IP) or dkm__cosine_scale's s (cosine, 0 for a zero row) */
+  float *aux;     /* m: ||x||^2 (L2, IP), or for cosine dkm__cosine_scale's s
+                     (0 for a zero row), negated for a shifted row */
   double *tsum;   /* tiles: sum of mind over the tile, in row order */
   double *gsum;   /* groups of KPP_GROUP tiles: sum of tsum, in order */
   double total;   /* sum of gsum, in order */
@@ -108,24 +109,20 @@ static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint
   const float *cn = kp->pnorm + c0;
   float *shifted = s + (size_t)count * KPP_CHUNK;
   for (uint32_t r = 0; r < count; r++) {
-    float a = cosine ? (aux[r] > 0 ? 1.0f : 0.0f) : aux[r];
-    float sc = cosine ? aux[r] : 1.0f;
+    float a = cosine ? (aux[r] != 0 ? 1.0f : 0.0f) : aux[r];
+    float sc = cosine ? fabsf(aux[r]) : 1.0f;
     float *sr = s + (size_t)r * KPP_CHUNK;
-    if (cosine) {
-      /* A row outside the safe range gets its products again, shifted
-       * (kernel.h); aux is its scale already. */
+    if (cosine && aux[r] < 0) {
+      /* A row outside the safe range (kernel.h) gets its products again,
+       * shifted. */
       int shift;
       double inv;
-      const float *xr = x + (size_t)r * dim;
-      (void)dkm__cosine_scale(xr, dim, &shift, &sc, &inv); /* finite: checked on the first pass */
-      if (shift != 0) {
-        dkm__shift_row(xr, dim, shift, shifted);
-        if (kp->ppack != NULL)
-          dkm__gemm_packed(shifted, 1, dim, kp->ppack + (size_t)c0 * dim, panels, sr, KPP_CHUNK);
-        else
-          dkm__gemm_blas(shifted, 1, dim, t->centroids + (size_t)(kp->applied + c0) * dim, n, sr,
-                         KPP_CHUNK);
-      }
+      (void)dkm__cosine_scale(x + (size_t)r * dim, dim, shifted, &shift, &sc, &inv);
+      if (kp->ppack != NULL)
+        dkm__gemm_packed(shifted, 1, dim, kp->ppack + (size_t)c0 * dim, panels, sr, KPP_CHUNK);
+      else
+        dkm__gemm_blas(shifted, 1, dim, t->centroids + (size_t)(kp->applied + c0) * dim, n, sr,
+                       KPP_CHUNK);
     }
     float b = best[r];
     for (uint32_t c = 0; c < n; c++) {
@@ -138,14 +135,16 @@ static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint
 }
 
 uint32_t dkm__kmeanspp_first_rows(dkm_metric metric, const float *x, uint32_t count, uint32_t dim,
-                                  float *aux, float *mind) {
+                                  float *tmp, float *aux, float *mind) {
   for (uint32_t r = 0; r < count; r++) {
     const float *xr = x + (size_t)r * dim;
     if (metric == DKM_METRIC_COSINE) {
       int shift;
       double inv;
-      if (!dkm__cosine_scale(xr, dim, &shift, &aux[r], &inv))
+      if (!dkm__cosine_scale(xr, dim, tmp, &shift, &aux[r], &inv))
         return r;
+      if (shift != 0) /* marks the row for a shifted product */
+        aux[r] = -aux[r];
     } else {
       float n2 = dkm__row_norm2(xr, dim);
       if (!dkm__norm2_ok(n2))
@@ -166,7 +165,9 @@ static uint64_t apply_tile(void *user, uint32_t worker, uint64_t first, const fl
   const uint32_t dim = t->dim;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim, aux, mind);
+    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim,
+                                            kp->scores[worker] + (size_t)count * KPP_CHUNK, aux,
+                                            mind);
     if (bad != UINT32_MAX)
       return first + bad;
   }

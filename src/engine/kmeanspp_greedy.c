@@ -33,7 +33,7 @@ typedef struct kpp {
   uint32_t prev_best; /* the previous step's winner */
   int first_pass;
   float *mind;          /* m: squared distance to the nearest centre */
-  float *aux;           /* m: ||x||^2 (L2, IP) or dkm__cosine_scale's s (cosine) */
+  float *aux;           /* m: as in kmeanspp.c (dkm__kmeanspp_first_rows) */
   float *cand;          /* m * lmax: distances to this step's candidates */
   double *pot;          /* tiles * lmax: per-tile potentials */
   float *crow;          /* lmax * dim: the candidates (normalised for cosine) */
@@ -60,7 +60,9 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
   const int cosine = t->metric == DKM_METRIC_COSINE;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim, aux, mind);
+    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim,
+                                            kp->scores[worker] + (size_t)count * kp->ldo, aux,
+                                            mind);
     if (bad != UINT32_MAX)
       return first + bad;
   } else if (kp->prev_l > 0) {
@@ -85,23 +87,19 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
   float *cand = kp->cand + first * kp->lmax;
   float *shifted = s + (size_t)count * ldo;
   for (uint32_t r = 0; r < count; r++) {
-    float a = cosine ? (aux[r] > 0 ? 1.0f : 0.0f) : aux[r];
-    float sc = cosine ? aux[r] : 1.0f;
-    if (cosine) {
-      /* A row outside the safe range gets its products again, shifted
-       * (kernel.h); aux is its scale already. */
+    float a = cosine ? (aux[r] != 0 ? 1.0f : 0.0f) : aux[r];
+    float sc = cosine ? fabsf(aux[r]) : 1.0f;
+    if (cosine && aux[r] < 0) {
+      /* A row outside the safe range (kernel.h) gets its products again,
+       * shifted. */
       int shift;
       double inv;
-      const float *xr = x + (size_t)r * dim;
-      (void)dkm__cosine_scale(xr, dim, &shift, &sc, &inv); /* finite: checked on the first pass */
-      if (shift != 0) {
-        dkm__shift_row(xr, dim, shift, shifted);
-        if (kp->cpack != NULL)
-          dkm__gemm_packed(shifted, 1, dim, kp->cpack, (l + DKM__PANEL - 1) / DKM__PANEL,
-                           s + (size_t)r * ldo, ldo);
-        else
-          dkm__gemm_blas(shifted, 1, dim, kp->crow, l, s + (size_t)r * ldo, ldo);
-      }
+      (void)dkm__cosine_scale(x + (size_t)r * dim, dim, shifted, &shift, &sc, &inv);
+      if (kp->cpack != NULL)
+        dkm__gemm_packed(shifted, 1, dim, kp->cpack, (l + DKM__PANEL - 1) / DKM__PANEL,
+                         s + (size_t)r * ldo, ldo);
+      else
+        dkm__gemm_blas(shifted, 1, dim, kp->crow, l, s + (size_t)r * ldo, ldo);
     }
     for (uint32_t c = 0; c < l; c++) {
       float d = a + kp->cn[c] - 2.0f * sc * s[(size_t)r * ldo + c];

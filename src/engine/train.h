@@ -51,11 +51,12 @@ dkm_status dkm__init_centroids(dkm__trainer *t, uint32_t run);
 dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run);
 dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run);
 
-/* Their first pass over a tile: each row's aux value (||x||^2, or 1/||x||
- * for cosine, 0 for a zero row) and an infinite distance. Returns the index
- * of the first row that fails dkm__row_ok, or UINT32_MAX. */
+/* Their first pass over a tile: each row's aux value (||x||^2; for cosine
+ * dkm__cosine_scale's s, 0 for a zero row, negated for a row that needs a
+ * shift) and an infinite distance; tmp is scratch for a row. Returns the
+ * index of the first row that fails dkm__row_ok, or UINT32_MAX. */
 uint32_t dkm__kmeanspp_first_rows(dkm_metric metric, const float *x, uint32_t count, uint32_t dim,
-                                  float *aux, float *mind);
+                                  float *tmp, float *aux, float *mind);
 
 /* Scratch bytes they need beyond the trainer (for the plan). */
 uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows,
