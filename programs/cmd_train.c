@@ -224,9 +224,8 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(root, "best_run", cli_json_u64(res->best_run));
   json_object_set_new(root, "objective", jreal(res->objective));
   /* 0 (unknown) is written as null. */
-  json_object_set_new(root, "distinct_rows", res->distinct_rows != 0
-                                                 ? cli_json_u64(res->distinct_rows)
-                                                 : json_null());
+  json_object_set_new(root, "distinct_rows",
+                      res->distinct_rows != 0 ? cli_json_u64(res->distinct_rows) : json_null());
   json_object_set_new(root, "cluster_sizes", sizes_json(r->sizes));
   json_object_set_new(root, "label_sizes",
                       r->label_sizes != NULL ? sizes_json(r->label_sizes) : json_null());

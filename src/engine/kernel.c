@@ -59,8 +59,7 @@ size_t dkm__kernel_scratch_floats(const dkm__kernel *kern) {
   return (size_t)kern->tile_rows * kern->tile_cols + 2 * (size_t)kern->tile_rows + kern->dim;
 }
 
-int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s,
-                      double *inv) {
+int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s, double *inv) {
   *shift = 0;
   *s = 0.0f;
   *inv = 0;
@@ -82,8 +81,8 @@ int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, floa
     n2 = dkm__row_norm2(tmp, dim);
     *shift = e;
   }
-  /* As before the range was widened: in float, so that rows inside it keep
-   * their bits. */
+  /* From the float squared norm, as for every row: rows inside the range
+   * keep the bits they had before shifting existed. */
   *s = (float)(1.0 / sqrt((double)n2));
   *inv = ldexp((double)*s, -*shift);
   return 1;

@@ -63,8 +63,7 @@ void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *
  * when the row has a NaN or an infinite value (the only rows cosine
  * refuses).
  */
-int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s,
-                      double *inv);
+int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s, double *inv);
 
 /* out = x 2^-shift (dim values). */
 void dkm__shift_row(const float *x, uint32_t dim, int shift, float *out);
@@ -87,8 +86,9 @@ float dkm__min_value(const float *v, uint32_t n);
  * and its distance. inv (may be NULL) receives, for cosine, 1/||x|| (0 for a
  * zero row; see dkm__cosine_scale) and for the other metrics 1. Returns the index within the tile
  * of the first row that fails dkm__row_ok (a NaN, an infinity, or for L2
- * and inner product a squared norm above DKM__MAX_NORM2), or UINT32_MAX when every row is fine (the caller names
- * the bad row with dkm__describe_bad_row). */
+ * and inner product a squared norm above DKM__MAX_NORM2), or UINT32_MAX when
+ * every row is fine (the caller names the bad row with
+ * dkm__describe_bad_row). */
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
                           int32_t *labels, float *dist, double *inv);
 

@@ -165,9 +165,8 @@ static uint64_t apply_tile(void *user, uint32_t worker, uint64_t first, const fl
   const uint32_t dim = t->dim;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim,
-                                            kp->scores[worker] + (size_t)count * KPP_CHUNK, aux,
-                                            mind);
+    uint32_t bad = dkm__kmeanspp_first_rows(
+        t->metric, x, count, dim, kp->scores[worker] + (size_t)count * KPP_CHUNK, aux, mind);
     if (bad != UINT32_MAX)
       return first + bad;
   }
@@ -348,7 +347,8 @@ dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run) {
       memset(kp.ppack, 0, floats * sizeof(float));
   }
   if (s == DKM_OK) {
-    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * KPP_CHUNK + dim, "k-means++ scores");
+    kp.scores =
+        dkm__engine_worker_buffers(&t->eng, (size_t)tr * KPP_CHUNK + dim, "k-means++ scores");
     if (kp.scores == NULL)
       s = DKM_ERR_NOMEM;
   }

@@ -60,9 +60,8 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
   const int cosine = t->metric == DKM_METRIC_COSINE;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim,
-                                            kp->scores[worker] + (size_t)count * kp->ldo, aux,
-                                            mind);
+    uint32_t bad = dkm__kmeanspp_first_rows(
+        t->metric, x, count, dim, kp->scores[worker] + (size_t)count * kp->ldo, aux, mind);
     if (bad != UINT32_MAX)
       return first + bad;
   } else if (kp->prev_l > 0) {
@@ -190,8 +189,7 @@ dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run) {
       kp.cn == NULL || kp.crow_index == NULL)
     s = dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory for k-means++");
   if (s == DKM_OK) {
-    kp.scores =
-        dkm__engine_worker_buffers(&t->eng, (size_t)tr * kp.ldo + dim, "k-means++ scores");
+    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * kp.ldo + dim, "k-means++ scores");
     if (kp.scores == NULL)
       s = DKM_ERR_NOMEM;
   }

@@ -310,8 +310,9 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + sizeof(float) + sizeof(double)); /* labels, dist, inv */
   bytes += b / sp->tile_rows * sizeof(uint32_t);       /* tile marks */
-  bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + 2 * (uint64_t)sp->tile_rows + dim) *
-           sizeof(float); /* dkm__kernel_scratch_floats */
+  /* dkm__kernel_scratch_floats per worker */
+  bytes += (uint64_t)n_workers *
+           ((uint64_t)sp->tile_rows * tc + 2 * (uint64_t)sp->tile_rows + dim) * sizeof(float);
   if (!resident) /* two block buffers being read into */
     bytes += 2 * b * dim * sizeof(float);
   else /* allocated but never touched by a resident source */
@@ -452,8 +453,8 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   if (t->ready == NULL)
     dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the block's tile marks");
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
-      t->fenwick == NULL || t->first_row == NULL || t->mixed == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL ||
-      t->ready == NULL)
+      t->fenwick == NULL || t->first_row == NULL || t->mixed == NULL || t->labels == NULL ||
+      t->dist == NULL || t->inv == NULL || t->ready == NULL)
     return DKM_ERR_NOMEM;
   t->bias = dkm__alloc_aligned(ctx, dkm__packed_floats(k, 1) * sizeof(float), "the centroid terms");
   if (t->bias == NULL)

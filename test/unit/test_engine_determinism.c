@@ -14,8 +14,8 @@
 
 enum { N = 20000, D = 16 };
 
-static float *data_blobs; /* 30 blobs */
-static float *data_dupes; /* 40 distinct rows repeated: k = 60 leaves 20 empty */
+static float *data_blobs;           /* 30 blobs */
+static float *data_dupes;           /* 40 distinct rows repeated: k = 60 leaves 20 empty */
 static float given_copies[100 * D]; /* 100 copies of row 0: every start repairs */
 
 static int setup(void **state) {
