@@ -423,6 +423,12 @@ typedef struct dkm_result {
   double sample_seconds;   /* drawing (and spilling) the sample */
   double init_seconds;     /* initialisation, summed over runs */
   double train_seconds;    /* wall time of the whole dkm_train() call */
+  uint32_t distinct_rows;  /* the number of distinct rows of the sample when it
+                              is below k and training found them: every row on
+                              its centroid, the other clusters empty (size 0;
+                              they keep the centroid of the pass that left them
+                              empty, which no row of the sample is nearest to,
+                              and are no longer repaired); 0 when not known */
 } dkm_result;
 
 /** Trains k centroids on the rows of src (or on a seeded sample of
@@ -430,7 +436,9 @@ typedef struct dkm_result {
  *  the caller frees with dkm_result_free(). On failure *out is NULL, nothing
  *  is leaked and no temporary file remains. Errors: DKM_ERR_PARAM (bad
  *  params), DKM_ERR_TOO_FEW_ROWS (k > rows), DKM_ERR_DATA (a NaN or infinite
- *  value; the message names the row), DKM_ERR_NOMEM, DKM_ERR_IO,
+ *  value, or for L2 and inner product a squared norm above 2^125, about
+ *  4.25e37, where float32 distances could overflow; the message names the
+ *  row; given centroids are held to the same), DKM_ERR_NOMEM, DKM_ERR_IO,
  *  DKM_ERR_NOSPACE (spill), DKM_ERR_CANCELLED, and any error of the source. */
 DKM_API dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
                              dkm_result **out);
@@ -447,7 +455,8 @@ DKM_API void dkm_result_free(dkm_result *result);
  *  (as defined by params->metric). centroids is k * dim float32, borrowed.
  *  labels and distances have room for src->rows entries. Uses
  *  params->metric, n_threads, block_rows and progress; params->k is ignored.
- *  dim must equal src->dim (else DKM_ERR_MISMATCH). */
+ *  dim must equal src->dim (else DKM_ERR_MISMATCH). Rows and centroids
+ *  are checked as dkm_train() checks rows (DKM_ERR_DATA). */
 DKM_API dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
                               const float *centroids, uint32_t k, uint32_t dim, int32_t *labels,
                               float *distances);

@@ -255,6 +255,9 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(root, "n_iter", cli_json_u64(res->n_iter));
   json_object_set_new(root, "best_run", cli_json_u64(res->best_run));
   json_object_set_new(root, "objective", jreal(res->objective));
+  /* 0 (unknown) is written as null. */
+  json_object_set_new(root, "distinct_rows",
+                      res->distinct_rows != 0 ? cli_json_u64(res->distinct_rows) : json_null());
   json_object_set_new(root, "cluster_sizes", sizes_json(r->sizes));
   json_object_set_new(root, "label_sizes",
                       r->label_sizes != NULL ? sizes_json(r->label_sizes) : json_null());
@@ -523,6 +526,9 @@ int cli_cmd_train(int argc, char **argv) {
     printf("cluster sizes: min %llu, max %llu, mean %.1f, imbalance %.3f, empty %u\n",
            (unsigned long long)sizes.min, (unsigned long long)sizes.max, sizes.mean,
            sizes.imbalance, sizes.k - sizes.used);
+    if (res->distinct_rows != 0)
+      printf("note: only %u distinct rows in the sample; %u clusters stay empty\n",
+             res->distinct_rows, res->k - res->distinct_rows);
     if (a.labels != NULL) {
       printf("labels: %llu rows in %u clusters, largest %llu (cluster %u), smallest %llu\n",
              (unsigned long long)label_sizes.rows, label_sizes.used,

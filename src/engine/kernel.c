@@ -68,7 +68,42 @@ void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *
 }
 
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern) {
-  return (size_t)kern->tile_rows * kern->tile_cols + kern->tile_rows;
+  /* The scores, each row's running minimum and shift, and a shifted row. */
+  return (size_t)kern->tile_rows * kern->tile_cols + 2 * (size_t)kern->tile_rows + kern->dim;
+}
+
+int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s, double *inv) {
+  *shift = 0;
+  *s = 0.0f;
+  *inv = 0;
+  float n2 = dkm__row_norm2(x, dim);
+  if (!(n2 >= 0x1p-100f && n2 <= 0x1p100f)) {
+    /* Outside the safe range (or not finite): the norm from the sum of
+     * squares in double, which cannot overflow or underflow, gives the
+     * shift; then the float norm of the shifted row, as for any other. */
+    double n2d = 0;
+    for (uint32_t j = 0; j < dim; j++)
+      n2d += (double)x[j] * (double)x[j];
+    if (!isfinite(n2d))
+      return 0;
+    if (n2d == 0)
+      return 1;
+    int e;
+    (void)frexp(sqrt(n2d), &e); /* norm = f 2^e, f in [1/2, 1) */
+    dkm__shift_row(x, dim, e, tmp);
+    n2 = dkm__row_norm2(tmp, dim);
+    *shift = e;
+  }
+  /* From the float squared norm, as for every row: rows inside the range
+   * keep the bits they had before shifting existed. */
+  *s = (float)(1.0 / sqrt((double)n2));
+  *inv = ldexp((double)*s, -*shift);
+  return 1;
+}
+
+void dkm__shift_row(const float *x, uint32_t dim, int shift, float *out) {
+  for (uint32_t j = 0; j < dim; j++)
+    out[j] = (float)ldexp((double)x[j], -shift);
 }
 
 void dkm__centroid_norms(const float *centroids, uint32_t k, uint32_t dim, float *out) {
@@ -180,18 +215,35 @@ float dkm__min_value(const float *v, uint32_t n) {
 }
 
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
-                          int32_t *labels, float *dist, float *inv) {
+                          int32_t *labels, float *dist, double *inv) {
   assert(rows >= 1 && rows <= kern->tile_rows);
   const uint32_t dim = kern->dim, k = kern->k, tc = kern->tile_cols;
+  const int cosine = kern->metric == DKM_METRIC_COSINE;
   float *scores = scratch;
   float *best = scratch + (size_t)kern->tile_rows * tc; /* running minimum per row */
-  uint32_t bad = UINT32_MAX;
+  float *shifts = best + kern->tile_rows; /* cosine: each row's shift (small integers) */
+  float *shifted = shifts + kern->tile_rows; /* a shifted row */
+  uint32_t bad = UINT32_MAX, n_shifted = 0;
   for (uint32_t r = 0; r < rows; r++) {
-    float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-    if (!isfinite(n2) && bad == UINT32_MAX)
-      bad = r;
-    /* dist holds ||x||^2 until the end. */
-    dist[r] = n2;
+    const float *xr = x + (size_t)r * dim;
+    /* dist holds ||x||^2 (cosine: the shifted row's 1/norm) until the end. */
+    if (cosine) {
+      int shift;
+      double iv;
+      if (!dkm__cosine_scale(xr, dim, shifted, &shift, &dist[r], &iv) && bad == UINT32_MAX)
+        bad = r;
+      shifts[r] = (float)shift;
+      n_shifted += shift != 0;
+      if (inv != NULL)
+        inv[r] = iv;
+    } else {
+      float n2 = dkm__row_norm2(xr, dim);
+      if (!dkm__norm2_ok(n2) && bad == UINT32_MAX)
+        bad = r;
+      dist[r] = n2;
+      if (inv != NULL)
+        inv[r] = 1;
+    }
     best[r] = INFINITY;
     labels[r] = 0;
   }
@@ -213,6 +265,21 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
         for (uint32_t c = 0; c < kc; c++)
           scores[(size_t)r * ldo + c] = bias[c] - scale * scores[(size_t)r * ldo + c];
     }
+    /* Cosine rows outside the safe range: their scores again, shifted. */
+    for (uint32_t r = 0; n_shifted > 0 && r < rows; r++) {
+      if (shifts[r] == 0)
+        continue;
+      dkm__shift_row(x + (size_t)r * dim, dim, (int)shifts[r], shifted);
+      float *out = scores + (size_t)r * ldo;
+      if (kern->packed != NULL) {
+        dkm__gemm_packed_biased(shifted, 1, dim, kern->packed + (size_t)c0 * dim, panels, bias,
+                                scale, out, ldo);
+      } else {
+        dkm__gemm_blas(shifted, 1, dim, kern->centroids + (size_t)c0 * dim, kc, out, ldo);
+        for (uint32_t c = 0; c < kc; c++)
+          out[c] = bias[c] - scale * out[c];
+      }
+    }
     for (uint32_t r = 0; r < rows; r++) {
       const float *row = scores + (size_t)r * ldo;
       uint32_t bi = argmin(row, kc);
@@ -231,23 +298,17 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
     case DKM_METRIC_L2: {
       float d = n2 + b;
       dist[r] = d > 0 ? d : 0.0f; /* cancellation can leave a tiny negative */
-      if (inv != NULL)
-        inv[r] = 1.0f;
       break;
     }
     case DKM_METRIC_IP:
       dist[r] = b;
-      if (inv != NULL)
-        inv[r] = 1.0f;
       break;
     case DKM_METRIC_COSINE: {
-      /* b = -x.c with c of unit norm; a zero row has cosine 0 with every
-       * centroid (distance 1) and adds nothing to the sums. */
-      float s = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;
-      float d = 1.0f + b * s;
+      /* b = -x.c with c of unit norm (x shifted where needed) and n2 the
+       * shifted row's 1/||x||; a zero row has cosine 0 with every centroid
+       * (distance 1) and adds nothing to the sums. */
+      float d = 1.0f + b * n2;
       dist[r] = d > 0 ? d : 0.0f; /* a cosine rounded above 1 */
-      if (inv != NULL)
-        inv[r] = s;
       break;
     }
     }

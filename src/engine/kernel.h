@@ -40,6 +40,34 @@ void dkm__kernel_init(dkm__kernel *kern, uint32_t k, uint32_t dim, dkm_metric me
  * for the padding. */
 void dkm__kernel_bias(dkm_metric metric, const float *cnorm, uint32_t k, float *out);
 
+/*
+ * Cosine over the whole float range. A row's direction is defined for every
+ * finite row but the zero row, subnormals included, yet in float its
+ * squared norm overflows from about 1.8e19 per value and underflows below
+ * about 1e-23, and its products with unit centroids lose precision or
+ * overflow likewise. So a row whose float squared norm is outside
+ * [2^-100, 2^100] (norm outside [2^-50, 2^50]) is multiplied by a power of
+ * two 2^-shift that brings its norm to [1/2, 1) before its products and its
+ * norm; the shift comes from the sum of squares in double, which neither
+ * overflows nor underflows for any finite float row. Multiplying by a power
+ * of two is exact (but for bits below 2^-149 of a huge row, which cannot
+ * matter), so a row and the row times any power of two give the same
+ * labels, distances and centroids. Rows inside the range have shift 0, keep
+ * the bits they always had, and cost no copy.
+ *
+ * dkm__cosine_scale gives a row's shift (tmp, dim floats, then holds the
+ * shifted row when the shift is not 0), s = 1 / ||x 2^-shift|| (0 for a
+ * zero row) as a float between 2^-50 and 2^50 that the products of the
+ * shifted row are multiplied by, and inv = s 2^-shift = 1 / ||x|| in double
+ * (0 for a zero row), the row's weight in the centroid sums. It returns 0
+ * when the row has a NaN or an infinite value (the only rows cosine
+ * refuses).
+ */
+int dkm__cosine_scale(const float *x, uint32_t dim, float *tmp, int *shift, float *s, double *inv);
+
+/* out = x 2^-shift (dim values). */
+void dkm__shift_row(const float *x, uint32_t dim, int shift, float *out);
+
 /* Floats of scratch one worker needs for dkm__assign_tile. */
 size_t dkm__kernel_scratch_floats(const dkm__kernel *kern);
 
@@ -56,11 +84,12 @@ float dkm__min_value(const float *v, uint32_t n);
 
 /* Labels rows (<= tile_rows) of x. labels/dist receive the nearest centroid
  * and its distance. inv (may be NULL) receives, for cosine, 1/||x|| (0 for a
- * zero row) and for the other metrics 1. Returns the index within the tile
- * of the first row whose values are not all finite or whose squared norm
- * overflows float, or UINT32_MAX when every row is fine (the caller names
- * the bad row with dkm__describe_bad_row). */
+ * zero row; see dkm__cosine_scale) and for the other metrics 1. Returns the index within the tile
+ * of the first row that fails dkm__row_ok (a NaN, an infinity, or for L2
+ * and inner product a squared norm above DKM__MAX_NORM2), or UINT32_MAX when
+ * every row is fine (the caller names the bad row with
+ * dkm__describe_bad_row). */
 uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows, float *scratch,
-                          int32_t *labels, float *dist, float *inv);
+                          int32_t *labels, float *dist, double *inv);
 
 #endif

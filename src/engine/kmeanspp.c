@@ -50,15 +50,16 @@ typedef struct kpp {
   uint32_t pending; /* centres chosen after those: t->centroids[applied..] */
   int first_pass;
   float *mind;    /* m: squared distance to the nearest applied centre */
-  float *aux;     /* m: ||x||^2 (L2, IP) or 1/||x|| (cosine, 0 for a zero row) */
+  float *aux;     /* m: ||x||^2 (L2, IP), or for cosine dkm__cosine_scale's s
+                     (0 for a zero row), negated for a shifted row */
   double *tsum;   /* tiles: sum of mind over the tile, in row order */
   double *gsum;   /* groups of KPP_GROUP tiles: sum of tsum, in order */
   double total;   /* sum of gsum, in order */
   float *pnorm;   /* cap: the pending centres' squared norms */
   float *ppack;   /* cap x dim: the pending centres packed (NULL: BLAS fallback) */
   float *row;     /* dim: a proposed row */
-  float *score;   /* KPP_CHUNK: its scores */
-  float **scores; /* per worker: tile_rows * KPP_CHUNK */
+  float *score;   /* KPP_CHUNK + dim: its scores, and room for a shifted row */
+  float **scores; /* per worker: tile_rows * KPP_CHUNK + dim, the same */
 } kpp;
 
 static uint32_t pending_cap(uint32_t k) {
@@ -74,14 +75,14 @@ uint64_t dkm__kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile
   uint64_t tiles = (m + tile_rows - 1) / tile_rows, groups = (tiles + KPP_GROUP - 1) / KPP_GROUP;
   uint64_t cap = pending_cap(k);
   return m * 2 * sizeof(float) + (tiles + groups) * sizeof(double) +
-         cap * (dim + 1) * sizeof(float) + (dim + KPP_CHUNK) * sizeof(float) +
-         (uint64_t)n_workers * tile_rows * KPP_CHUNK * sizeof(float);
+         cap * (dim + 1) * sizeof(float) + (2 * (uint64_t)dim + KPP_CHUNK) * sizeof(float) +
+         (uint64_t)n_workers * ((uint64_t)tile_rows * KPP_CHUNK + dim) * sizeof(float);
 }
 
 /* Squared distances of rows x[0..count) (aux their aux values) to pending
  * centres [c0, c0 + n), n <= KPP_CHUNK, lowering best[r]; s is scratch for
- * count * KPP_CHUNK scores. The one-row proposal check and the passes call
- * this alike. */
+ * count * KPP_CHUNK scores and a row (dim values). The one-row proposal
+ * check and the passes call this alike. */
 static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint32_t count,
                            uint32_t c0, uint32_t n, float *s, float *best) {
   const dkm__trainer *t = kp->t;
@@ -106,10 +107,23 @@ static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint
   else
     dkm__gemm_blas(x, count, dim, t->centroids + (size_t)(kp->applied + c0) * dim, n, s, KPP_CHUNK);
   const float *cn = kp->pnorm + c0;
+  float *shifted = s + (size_t)count * KPP_CHUNK;
   for (uint32_t r = 0; r < count; r++) {
-    float a = cosine ? (aux[r] > 0 ? 1.0f : 0.0f) : aux[r];
-    float sc = cosine ? aux[r] : 1.0f;
-    const float *sr = s + (size_t)r * KPP_CHUNK;
+    float a = cosine ? (aux[r] != 0 ? 1.0f : 0.0f) : aux[r];
+    float sc = cosine ? fabsf(aux[r]) : 1.0f;
+    float *sr = s + (size_t)r * KPP_CHUNK;
+    if (cosine && aux[r] < 0) {
+      /* A row outside the safe range (kernel.h) gets its products again,
+       * shifted. */
+      int shift;
+      double inv;
+      (void)dkm__cosine_scale(x + (size_t)r * dim, dim, shifted, &shift, &sc, &inv);
+      if (kp->ppack != NULL)
+        dkm__gemm_packed(shifted, 1, dim, kp->ppack + (size_t)c0 * dim, panels, sr, KPP_CHUNK);
+      else
+        dkm__gemm_blas(shifted, 1, dim, t->centroids + (size_t)(kp->applied + c0) * dim, n, sr,
+                       KPP_CHUNK);
+    }
     float b = best[r];
     for (uint32_t c = 0; c < n; c++) {
       float d = a + cn[c] - 2.0f * sc * sr[c];
@@ -121,15 +135,22 @@ static void lower_by_chunk(const kpp *kp, const float *x, const float *aux, uint
 }
 
 uint32_t dkm__kmeanspp_first_rows(dkm_metric metric, const float *x, uint32_t count, uint32_t dim,
-                                  float *aux, float *mind) {
+                                  float *tmp, float *aux, float *mind) {
   for (uint32_t r = 0; r < count; r++) {
-    float n2 = dkm__row_norm2(x + (size_t)r * dim, dim);
-    if (!isfinite(n2))
-      return r;
-    if (metric == DKM_METRIC_COSINE)
-      aux[r] = n2 > 0 ? (float)(1.0 / sqrt((double)n2)) : 0.0f;
-    else
+    const float *xr = x + (size_t)r * dim;
+    if (metric == DKM_METRIC_COSINE) {
+      int shift;
+      double inv;
+      if (!dkm__cosine_scale(xr, dim, tmp, &shift, &aux[r], &inv))
+        return r;
+      if (shift != 0) /* marks the row for a shifted product */
+        aux[r] = -aux[r];
+    } else {
+      float n2 = dkm__row_norm2(xr, dim);
+      if (!dkm__norm2_ok(n2))
+        return r;
       aux[r] = n2;
+    }
     mind[r] = INFINITY;
   }
   return UINT32_MAX;
@@ -144,7 +165,8 @@ static uint64_t apply_tile(void *user, uint32_t worker, uint64_t first, const fl
   const uint32_t dim = t->dim;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim, aux, mind);
+    uint32_t bad = dkm__kmeanspp_first_rows(
+        t->metric, x, count, dim, kp->scores[worker] + (size_t)count * KPP_CHUNK, aux, mind);
     if (bad != UINT32_MAX)
       return first + bad;
   }
@@ -312,7 +334,7 @@ dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run) {
   /* Zeroed: the kernel reads whole panels of norms, past the pending ones. */
   kp.pnorm = dkm__calloc(ctx, kp.cap, sizeof(float));
   kp.row = dkm__alloc_or_fail(ctx, (size_t)dim * sizeof(float), "k-means++ row");
-  kp.score = dkm__alloc_or_fail(ctx, KPP_CHUNK * sizeof(float), "k-means++ scores");
+  kp.score = dkm__alloc_or_fail(ctx, (KPP_CHUNK + (size_t)dim) * sizeof(float), "k-means++ scores");
   if (kp.mind == NULL || kp.aux == NULL || kp.tsum == NULL || kp.gsum == NULL || kp.pnorm == NULL ||
       kp.row == NULL || kp.score == NULL)
     s = dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory for k-means++");
@@ -325,7 +347,8 @@ dkm_status dkm__init_kmeanspp(dkm__trainer *t, uint32_t run) {
       memset(kp.ppack, 0, floats * sizeof(float));
   }
   if (s == DKM_OK) {
-    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * KPP_CHUNK, "k-means++ scores");
+    kp.scores =
+        dkm__engine_worker_buffers(&t->eng, (size_t)tr * KPP_CHUNK + dim, "k-means++ scores");
     if (kp.scores == NULL)
       s = DKM_ERR_NOMEM;
   }

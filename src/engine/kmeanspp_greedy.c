@@ -33,7 +33,7 @@ typedef struct kpp {
   uint32_t prev_best; /* the previous step's winner */
   int first_pass;
   float *mind;          /* m: squared distance to the nearest centre */
-  float *aux;           /* m: ||x||^2 (L2, IP) or 1/||x|| (cosine) */
+  float *aux;           /* m: as in kmeanspp.c (dkm__kmeanspp_first_rows) */
   float *cand;          /* m * lmax: distances to this step's candidates */
   double *pot;          /* tiles * lmax: per-tile potentials */
   float *crow;          /* lmax * dim: the candidates (normalised for cosine) */
@@ -41,7 +41,7 @@ typedef struct kpp {
   uint32_t ldo;         /* row stride of the scores: lmax rounded up to a panel */
   float *cn;            /* lmax: their squared norms */
   uint64_t *crow_index; /* lmax: their rows */
-  float **scores;       /* per worker: tile_rows * lmax */
+  float **scores;       /* per worker: tile_rows * ldo scores and a row */
 } kpp;
 
 uint64_t dkm__greedy_kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32_t tile_rows) {
@@ -49,7 +49,7 @@ uint64_t dkm__greedy_kmeanspp_bytes(uint64_t m, uint32_t k, uint32_t dim, uint32
   uint64_t tiles = (m + tile_rows - 1) / tile_rows;
   uint64_t lp = (l + 31) / 32 * 32; /* packed candidates */
   return m * (2 + l) * sizeof(float) + tiles * l * sizeof(double) +
-         (l + lp) * (dim + 1) * sizeof(float);
+         (l + lp) * (dim + 1) * sizeof(float) + dim * sizeof(float);
 }
 
 static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const float *x,
@@ -60,7 +60,8 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
   const int cosine = t->metric == DKM_METRIC_COSINE;
   float *mind = kp->mind + first, *aux = kp->aux + first;
   if (kp->first_pass) {
-    uint32_t bad = dkm__kmeanspp_first_rows(t->metric, x, count, dim, aux, mind);
+    uint32_t bad = dkm__kmeanspp_first_rows(
+        t->metric, x, count, dim, kp->scores[worker] + (size_t)count * kp->ldo, aux, mind);
     if (bad != UINT32_MAX)
       return first + bad;
   } else if (kp->prev_l > 0) {
@@ -83,9 +84,22 @@ static uint64_t kpp_tile(void *user, uint32_t worker, uint64_t first, const floa
   /* The row stride of cand is always lmax, so a tile only ever touches its
    * own rows' slots, whatever l was in the previous step. */
   float *cand = kp->cand + first * kp->lmax;
+  float *shifted = s + (size_t)count * ldo;
   for (uint32_t r = 0; r < count; r++) {
-    float a = cosine ? (aux[r] > 0 ? 1.0f : 0.0f) : aux[r];
-    float sc = cosine ? aux[r] : 1.0f;
+    float a = cosine ? (aux[r] != 0 ? 1.0f : 0.0f) : aux[r];
+    float sc = cosine ? fabsf(aux[r]) : 1.0f;
+    if (cosine && aux[r] < 0) {
+      /* A row outside the safe range (kernel.h) gets its products again,
+       * shifted. */
+      int shift;
+      double inv;
+      (void)dkm__cosine_scale(x + (size_t)r * dim, dim, shifted, &shift, &sc, &inv);
+      if (kp->cpack != NULL)
+        dkm__gemm_packed(shifted, 1, dim, kp->cpack, (l + DKM__PANEL - 1) / DKM__PANEL,
+                         s + (size_t)r * ldo, ldo);
+      else
+        dkm__gemm_blas(shifted, 1, dim, kp->crow, l, s + (size_t)r * ldo, ldo);
+    }
     for (uint32_t c = 0; c < l; c++) {
       float d = a + kp->cn[c] - 2.0f * sc * s[(size_t)r * ldo + c];
       d = d > 0 ? d : 0.0f;
@@ -175,7 +189,7 @@ dkm_status dkm__init_greedy_kmeanspp(dkm__trainer *t, uint32_t run) {
       kp.cn == NULL || kp.crow_index == NULL)
     s = dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory for k-means++");
   if (s == DKM_OK) {
-    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * kp.ldo, "k-means++ scores");
+    kp.scores = dkm__engine_worker_buffers(&t->eng, (size_t)tr * kp.ldo + dim, "k-means++ scores");
     if (kp.scores == NULL)
       s = DKM_ERR_NOMEM;
   }

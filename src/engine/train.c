@@ -67,6 +67,13 @@ add_row_scaled(double *restrict s, const float *restrict x, double w, uint32_t n
     s[j] += (double)x[j] * w;
 }
 
+static int same_row(const float *a, const float *b, uint32_t dim) {
+  for (uint32_t j = 0; j < dim; j++)
+    if (a[j] != b[j])
+      return 0;
+  return 1;
+}
+
 /* Adds one labelled tile (rows off.. of the block) to the counts, the
  * objective and the sums, row by row. */
 static void add_tile(dkm__trainer *t, uint32_t tile) {
@@ -87,10 +94,18 @@ static void add_tile(dkm__trainer *t, uint32_t tile) {
       for (size_t b = 0; b < (size_t)dim * sizeof(double); b += 64)
         __builtin_prefetch(ahead + b, 1);
     }
+    /* Whether a cluster holds two different rows decides whether a repair
+     * may split it: compare each row with the cluster's first one until
+     * one differs (by value, so -0 and 0 are the same row). */
+    float *first = t->first_row + (size_t)c * dim;
+    if (t->counts[c] == 0)
+      memcpy(first, x, (size_t)dim * sizeof(float));
+    else if (!t->mixed[c])
+      t->mixed[c] = !same_row(first, x, dim);
     t->counts[c]++;
     obj += (double)t->dist[r];
     if (cosine)
-      add_row_scaled(s, x, (double)t->inv[r], dim);
+      add_row_scaled(s, x, t->inv[r], dim);
     else
       add_row(s, x, dim);
   }
@@ -156,12 +171,15 @@ static dkm_status lloyd_block(void *user, uint64_t first, const float *x, uint64
 /* --- the update ------------------------------------------------------------ */
 
 /* The donors of empty-cluster repairs are drawn with probability
- * proportional to size - 1. With many empty clusters and a large k a walk
- * over all clusters per draw would be quadratic, so the weights live in a
+ * proportional to size - 1, among the clusters that hold two different
+ * rows: splitting a cluster of copies of one row cannot lower the
+ * objective (every row already sits on its centroid), and would only push
+ * the centroid off it. With many empty clusters and a large k a walk over
+ * all clusters per draw would be quadratic, so the weights live in a
  * Fenwick tree (1-based, k + 1 entries): integer weights make the draw exact,
  * and each draw and update takes O(log k). */
-static uint64_t donor_weight(uint64_t count) {
-  return count > 1 ? count - 1 : 0;
+static uint64_t donor_weight(uint64_t count, int mixed) {
+  return mixed && count > 1 ? count - 1 : 0;
 }
 
 static void fenwick_add(uint64_t *tree, uint32_t k, uint32_t c, int64_t delta) {
@@ -185,12 +203,20 @@ static uint32_t fenwick_find(const uint64_t *tree, uint32_t k, uint64_t target) 
 }
 
 /* Splits a large cluster for every empty one (FAISS's rule): the donor is
- * drawn with probability proportional to size - 1 from the run's RNG, empty
- * clusters taken in index order, and its centroid is copied and the two
- * copies pushed apart by a relative SPLIT_EPS on every coordinate (opposite
- * signs). The donor's count is split in half so later draws see the split.
- * A centroid of zeros stays zero: its copies coincide, one of them stays
- * empty and is repaired again next iteration (counted each time). */
+ * drawn with probability proportional to size - 1 from the run's RNG among
+ * the clusters of two different rows or more, empty clusters taken in index
+ * order, and its centroid is copied and the two copies pushed apart by a
+ * relative SPLIT_EPS on every coordinate (opposite signs). The donor's count
+ * is split in half so later draws see the split. A centroid of zeros stays
+ * zero: its copies coincide, one of them stays empty and is repaired again
+ * next iteration (counted each time).
+ *
+ * When no cluster has two different rows, every row sits on its centroid
+ * and the sample has exactly as many distinct rows as there are non-empty
+ * clusters (identical rows get identical labels): that number goes to
+ * t->distinct, and the empty clusters stay empty, keeping the centroids
+ * they had in the pass, which no row is nearest to. Nothing loops: each
+ * empty cluster takes at most one draw per iteration. */
 static uint32_t repair_empty(dkm__trainer *t) {
   const uint32_t k = t->k, dim = t->dim;
   uint32_t empty = 0;
@@ -202,7 +228,7 @@ static uint32_t repair_empty(dkm__trainer *t) {
   memset(tree, 0, (size_t)(k + 1) * sizeof *tree);
   uint64_t total = 0;
   for (uint32_t c = 0; c < k; c++) {
-    uint64_t w = donor_weight(t->counts[c]);
+    uint64_t w = donor_weight(t->counts[c], t->mixed[c]);
     total += w;
     /* Linear-time build: each node passes its sum to its parent. */
     tree[c + 1] += w;
@@ -210,11 +236,15 @@ static uint32_t repair_empty(dkm__trainer *t) {
     if (parent <= k)
       tree[parent] += tree[c + 1];
   }
+  if (total == 0) {
+    t->distinct = k - empty;
+    return 0;
+  }
   uint32_t repaired = 0;
   for (uint32_t ci = 0; ci < k; ci++) {
     if (t->counts[ci] != 0)
       continue;
-    if (total == 0) /* cannot happen with m >= k, but never loop */
+    if (total == 0) /* the mixed clusters are used up: the rest next time */
       break;
     uint64_t target = (uint64_t)(dkm__rng_uniform(&t->rng) * (double)total);
     if (target >= total)
@@ -231,8 +261,9 @@ static uint32_t repair_empty(dkm__trainer *t) {
     uint64_t before = t->counts[cj], half = before / 2;
     t->counts[ci] = half;
     t->counts[cj] = before - half;
-    int64_t dj = (int64_t)donor_weight(before - half) - (int64_t)donor_weight(before);
-    int64_t di = (int64_t)donor_weight(half);
+    t->mixed[ci] = 1; /* as far as later draws of this repair know */
+    int64_t dj = (int64_t)donor_weight(before - half, 1) - (int64_t)donor_weight(before, 1);
+    int64_t di = (int64_t)donor_weight(half, 1);
     fenwick_add(tree, k, cj, dj);
     fenwick_add(tree, k, ci, di);
     total = (uint64_t)((int64_t)total + dj + di);
@@ -273,15 +304,18 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
   uint32_t tc = dkm__tile_cols(params->k, sp->dim);
   uint64_t bytes = 0;
-  bytes += 3 * k * dim * sizeof(float);                /* current, best, result */
+  bytes += 4 * k * dim * sizeof(float); /* current, best, result, first rows */
+  bytes += k;                           /* the clusters' flags */
   /* packed: k rounded up to a pair of panels (8 times k * dim for k = 4,
    * 64 MiB of 72 at dim 2^17) */
   bytes += (uint64_t)dkm__packed_floats(params->k, sp->dim) * sizeof(float);
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
-  bytes += b * (sizeof(int32_t) + 2 * sizeof(float));  /* labels, dist, inv */
+  bytes += b * (sizeof(int32_t) + sizeof(float) + sizeof(double)); /* labels, dist, inv */
   bytes += b / sp->tile_rows * sizeof(uint32_t);       /* tile marks */
-  bytes += (uint64_t)n_workers * ((uint64_t)sp->tile_rows * tc + sp->tile_rows) * sizeof(float);
+  /* dkm__kernel_scratch_floats per worker */
+  bytes += (uint64_t)n_workers *
+           ((uint64_t)sp->tile_rows * tc + 2 * (uint64_t)sp->tile_rows + dim) * sizeof(float);
   if (!resident) /* two block buffers being read into */
     bytes += 2 * b * dim * sizeof(float);
   else /* allocated but never touched by a resident source */
@@ -351,6 +385,8 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
 
 /* --- training ---------------------------------------------------------------- */
 
+/* Given centroids pass the rows' check (for L2 and inner product, a squared
+ * norm of at most DKM__MAX_NORM2: see sample.h). */
 static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t dim) {
   const float *c = params->init_centroids;
   for (uint64_t i = 0; i < (uint64_t)params->k * dim; i++)
@@ -359,6 +395,14 @@ static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t d
           ctx, DKM_ERR_PARAM, "init_centroids: centroid %llu has %s in column %llu",
           (unsigned long long)(i / dim), isnan(c[i]) ? "a NaN" : "an infinite value",
           (unsigned long long)(i % dim));
+  for (uint32_t i = 0; i < params->k; i++) {
+    const float *row = c + (size_t)i * dim;
+    if (!dkm__row_ok(row, dim, params->metric)) {
+      char buf[160];
+      return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "init_centroids: centroid %u %s", i,
+                               dkm__norm2_problem(row, dim, buf, sizeof buf));
+    }
+  }
   return DKM_OK;
 }
 
@@ -376,6 +420,8 @@ static void trainer_free(dkm__trainer *t) {
   dkm__free(ctx, t->sums);
   dkm__free(ctx, t->counts);
   dkm__free(ctx, t->fenwick);
+  dkm__free(ctx, t->first_row);
+  dkm__free(ctx, t->mixed);
   dkm__engine_close(&t->eng);
 }
 
@@ -401,16 +447,18 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   t->sums = dkm__alloc_or_fail(ctx, sbytes, "the centroid sums");
   t->counts = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
   t->fenwick = dkm__alloc_or_fail(ctx, ((size_t)k + 1) * sizeof(uint64_t), "the repair weights");
+  t->first_row = dkm__alloc_or_fail(ctx, cbytes, "the clusters' first rows");
+  t->mixed = dkm__alloc_or_fail(ctx, k, "the clusters' flags");
   size_t b = (size_t)sp->block_rows;
   t->labels = dkm__alloc_or_fail(ctx, b * sizeof(int32_t), "the block's labels");
   t->dist = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's distances");
-  t->inv = dkm__alloc_or_fail(ctx, b * sizeof(float), "the block's norms");
+  t->inv = dkm__alloc_or_fail(ctx, b * sizeof(double), "the block's norms");
   t->ready = dkm__calloc(ctx, b / sp->tile_rows, sizeof(uint32_t));
   if (t->ready == NULL)
     dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the block's tile marks");
   if (t->centroids == NULL || t->cnorm == NULL || t->sums == NULL || t->counts == NULL ||
-      t->fenwick == NULL || t->labels == NULL || t->dist == NULL || t->inv == NULL ||
-      t->ready == NULL)
+      t->fenwick == NULL || t->first_row == NULL || t->mixed == NULL || t->labels == NULL ||
+      t->dist == NULL || t->inv == NULL || t->ready == NULL)
     return DKM_ERR_NOMEM;
   t->bias = dkm__alloc_aligned(ctx, dkm__packed_floats(k, 1) * sizeof(float), "the centroid terms");
   if (t->bias == NULL)
@@ -453,6 +501,7 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
     double start = dkm__now();
     memset(t->sums, 0, (size_t)k * dim * sizeof(double));
     memset(t->counts, 0, (size_t)k * sizeof(uint64_t));
+    memset(t->mixed, 0, k);
     t->objective = 0;
     memset(t->ready, 0, (size_t)(t->eng.block_rows / t->eng.tile_rows) * sizeof *t->ready);
     t->next = 0;
@@ -534,9 +583,13 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   }
   for (uint32_t run = 0; s == DKM_OK && run < params->n_redo; run++) {
     uint32_t n_iter = 0;
+    t.distinct = 0;
     s = run_once(&t, run, iters, &n_iter, sizes, &res->init_seconds);
     if (s != DKM_OK)
       break;
+    /* Any run that finds the count finds the same one: the sample's. */
+    if (t.distinct != 0)
+      res->distinct_rows = t.distinct;
     double obj = iters[n_iter - 1].objective;
     /* Lowest final objective wins; ties keep the earlier run. */
     if (run == 0 || obj < res->objective) {

@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/rng.h"
@@ -60,8 +61,29 @@ float dkm__row_norm2(const float *x, uint32_t dim) {
   return total;
 }
 
+int dkm__row_ok(const float *x, uint32_t dim, dkm_metric metric) {
+  if (metric != DKM_METRIC_COSINE)
+    return dkm__norm2_ok(dkm__row_norm2(x, dim));
+  for (uint32_t j = 0; j < dim; j++)
+    if (!isfinite(x[j]))
+      return 0;
+  return 1;
+}
+
+const char *dkm__norm2_problem(const float *x, uint32_t dim, char *buf, size_t size) {
+  double n2 = 0; /* in double: the float sum may be infinite */
+  for (uint32_t j = 0; j < dim; j++)
+    n2 += (double)x[j] * (double)x[j];
+  snprintf(buf, size,
+           "has squared norm %.3g, above %.3g, the largest float32 distances can hold; scale "
+           "the data",
+           n2, (double)DKM__MAX_NORM2);
+  return buf;
+}
+
 dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
                                  uint32_t dim) {
+  char buf[160];
   for (uint32_t j = 0; j < dim; j++) {
     if (isnan(x[j]))
       return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has a NaN in column %u", name,
@@ -70,10 +92,8 @@ dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, c
       return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has an infinite value in column %u",
                                name, (unsigned long long)row, j);
   }
-  return dkm_ctx_set_error(ctx, DKM_ERR_DATA,
-                           "%s: row %llu has values so large that its squared norm overflows "
-                           "float32",
-                           name, (unsigned long long)row);
+  return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu %s", name, (unsigned long long)row,
+                           dkm__norm2_problem(x, dim, buf, sizeof buf));
 }
 
 static uint64_t round_up(uint64_t x, uint64_t multiple) {
@@ -281,13 +301,13 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
         break;
       /* Every row read is checked, chosen or not: the rows are in the
        * cache already, so this costs little (drawing 1 row in 4 of 65,536
-       * x 784 float32 from a .npy: about 5% of the pass), and a NaN anywhere in
-       * the block is found now rather than by a labelling pass after
-       * training. A 1 MiB block is skipped, or read only in part, only
+       * x 784 float32 from a .npy: about 5% of the pass), and a NaN (or a
+       * norm beyond the float range's bound) anywhere in the block is
+       * found now rather than by a labelling pass after training. A 1 MiB block is skipped, or read only in part, only
        * where the sample holds few of its rows (docs/formats.md). */
       for (uint64_t r = lo; r < hi; r++) {
         const float *x = rows + (size_t)(r - lo) * dim;
-        if (!isfinite(dkm__row_norm2(x, dim))) {
+        if (!dkm__row_ok(x, dim, params->metric)) {
           s = dkm__describe_bad_row(ctx, src->name, first + r, x, dim);
           break;
         }

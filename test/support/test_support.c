@@ -186,6 +186,7 @@ void dkm_test_assert_same_result(const dkm_result *a, const dkm_result *b, const
   assert_int_equal(a->n_iter, b->n_iter);
   assert_int_equal(a->best_run, b->best_run);
   assert_int_equal(a->sample_rows, b->sample_rows);
+  assert_int_equal(a->distinct_rows, b->distinct_rows);
   for (uint32_t t = 0; t < a->n_iter; t++) {
     assert_memory_equal(&a->iters[t].objective, &b->iters[t].objective, sizeof(double));
     assert_memory_equal(&a->iters[t].imbalance, &b->iters[t].imbalance, sizeof(double));

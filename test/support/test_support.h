@@ -66,7 +66,7 @@ dkm_result *dkm_test_train_rows(dkm_ctx *ctx, const dkm_params *params, const fl
 
 /* Asserts that two trainings gave the same result bit for bit, timings
  * aside: shape, centroids, cluster sizes, objective, iteration count, best
- * run, sample size, and each iteration's objective, imbalance and repairs.
+ * run, sample size, distinct rows, and each iteration's objective, imbalance and repairs.
  * `what` names the comparison when the centroids differ. */
 void dkm_test_assert_same_result(const dkm_result *a, const dkm_result *b, const char *what);
 

@@ -202,7 +202,8 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
   fixture *f = *state;
   enum { N = 300, D = 4 };
   float *x = malloc(sizeof(float) * N * D);
-  /* Only three distinct rows, k = 8: five clusters must stay empty. */
+  /* Only three distinct rows, k = 8: five clusters must stay empty, and
+   * clusters of copies of one row are never split. */
   for (int i = 0; i < N; i++)
     for (int j = 0; j < D; j++)
       x[i * D + j] = (float)(i % 3) * 2.0f + (float)j;
@@ -213,12 +214,17 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
     p.tol = 0;
     p.max_iter = 10;
     p.metric = (dkm_metric)metric;
+    p.init = DKM_INIT_RANDOM;
     dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
     assert_int_equal(r->n_iter, 10);
     uint32_t repaired = 0;
     for (uint32_t t = 0; t < r->n_iter; t++)
       repaired += r->iters[t].repaired;
-    assert_true(repaired > 0);
+    assert_true(repaired > 0 || r->distinct_rows == 3);
+    if (metric == DKM_METRIC_L2) {
+      assert_int_equal(r->distinct_rows, 3);
+      assert_int_equal(r->iters[r->n_iter - 1].repaired, 0);
+    }
     for (int i = 0; i < 8 * D; i++)
       assert_true(isfinite(r->centroids[i]));
     assert_true(isfinite(r->objective));
@@ -230,10 +236,12 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
   dkm_params_init(&p);
   p.k = 5;
   p.max_iter = 50;
+  p.init = DKM_INIT_RANDOM;
   dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   assert_true(r->objective == 0);
   assert_int_equal(r->n_iter, 2); /* |0 - 0| <= tol * 0 at the second */
-  assert_int_equal(r->iters[0].repaired, 4);
+  assert_int_equal(r->iters[0].repaired, 0); /* one row: nothing to split */
+  assert_int_equal(r->distinct_rows, 1);
   for (int i = 0; i < 5 * D; i++)
     assert_true(r->centroids[i] == 0);
   dkm_result_free(r);
@@ -244,9 +252,15 @@ static void thousands_of_empty_clusters_are_all_repaired(void **state) {
   fixture *f = *state;
   enum { N = 30000, D = 3, K = 3000 };
   float *x = malloc(sizeof(float) * N * D);
+  float *given = malloc(sizeof(float) * K * D);
+  /* Ten groups of different rows, and every centroid starting on row 0:
+   * the first pass leaves K - 1 clusters empty, all repaired from one
+   * donor halved again and again. */
   for (int i = 0; i < N; i++)
     for (int j = 0; j < D; j++)
-      x[i * D + j] = (float)(i % 10) + 0.25f * (float)j; /* ten distinct rows */
+      x[i * D + j] = (float)(i % 10) + 0.25f * (float)j + 1e-4f * (float)(i / 10 % 100);
+  for (int c = 0; c < K; c++)
+    memcpy(given + c * D, x, sizeof(float) * D);
   dkm_params p;
   dkm_params_init(&p);
   p.k = K;
@@ -254,10 +268,10 @@ static void thousands_of_empty_clusters_are_all_repaired(void **state) {
   p.max_iter = 3;
   p.max_points_per_centroid = 0;
   p.n_threads = 2;
+  p.init = DKM_INIT_GIVEN;
+  p.init_centroids = given;
   dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
-  /* Every iteration leaves all but (at most) ten clusters empty. */
-  for (uint32_t t = 0; t < r->n_iter; t++)
-    assert_true(r->iters[t].repaired >= K - 10);
+  assert_int_equal(r->iters[0].repaired, K - 1);
   uint64_t total = 0;
   for (int c = 0; c < K; c++)
     total += r->cluster_sizes[c];
@@ -265,6 +279,23 @@ static void thousands_of_empty_clusters_are_all_repaired(void **state) {
   for (int i = 0; i < K * D; i++)
     assert_true(isfinite(r->centroids[i]));
   dkm_result_free(r);
+  /* Ten distinct rows only: the clusters of copies are never split, and
+   * the other clusters stay empty after the first repairs. */
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++)
+      x[i * D + j] = (float)(i % 10) + 0.25f * (float)j;
+  for (int c = 0; c < K; c++)
+    memcpy(given + c * D, x, sizeof(float) * D);
+  p.max_iter = 30;
+  r = dkm_test_train_rows(f->ctx, &p, x, N, D);
+  assert_int_equal(r->distinct_rows, 10);
+  assert_int_equal(r->iters[r->n_iter - 1].repaired, 0);
+  total = 0;
+  for (int c = 0; c < K; c++)
+    total += r->cluster_sizes[c];
+  assert_int_equal(total, N);
+  dkm_result_free(r);
+  free(given);
   free(x);
 }
 

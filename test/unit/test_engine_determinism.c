@@ -14,8 +14,9 @@
 
 enum { N = 20000, D = 16 };
 
-static float *data_blobs; /* 30 blobs */
-static float *data_dupes; /* 40 distinct rows repeated: k = 60 must repair */
+static float *data_blobs;           /* 30 blobs */
+static float *data_dupes;           /* 40 distinct rows repeated: k = 60 leaves 20 empty */
+static float given_copies[100 * D]; /* 100 copies of row 0: every start repairs */
 
 static int setup(void **state) {
   (void)state;
@@ -23,6 +24,8 @@ static int setup(void **state) {
   data_dupes = malloc(sizeof(float) * N * D);
   for (int i = 0; i < N; i++)
     memcpy(data_dupes + (size_t)i * D, data_blobs + (size_t)(i % 40) * D, sizeof(float) * D);
+  for (int c = 0; c < 100; c++)
+    memcpy(given_copies + c * D, data_blobs, sizeof(float) * D);
   return data_blobs == NULL || data_dupes == NULL;
 }
 
@@ -39,6 +42,8 @@ static dkm_result *train(dkm_ctx *ctx, const dkm_params *p, const float *x) {
   return dkm_test_train_rows(ctx, p, x, N, D);
 }
 
+/* expect_repairs: 1, the run repairs empty clusters; 2, it either repairs
+ * them or finds that the rows are 40 distinct ones (data_dupes). */
 static void check_threads_and_blocks(const float *x, uint32_t k, dkm_metric metric, dkm_init init,
                                      uint64_t mppc, int expect_repairs) {
   dkm_test_alloc a = {0};
@@ -48,6 +53,7 @@ static void check_threads_and_blocks(const float *x, uint32_t k, dkm_metric metr
   p.k = k;
   p.metric = metric;
   p.init = init;
+  p.init_centroids = given_copies;
   p.max_points_per_centroid = mppc;
   p.max_iter = 8;
   p.tol = 0;
@@ -58,7 +64,10 @@ static void check_threads_and_blocks(const float *x, uint32_t k, dkm_metric metr
     uint32_t repaired = 0;
     for (uint32_t t = 0; t < ref->n_iter; t++)
       repaired += ref->iters[t].repaired;
-    assert_true(repaired > 0);
+    if (expect_repairs == 2 && ref->distinct_rows != 0)
+      assert_int_equal(ref->distinct_rows, 40);
+    else
+      assert_true(repaired > 0);
   }
   const uint32_t threads[] = {2, 3, 1, 2};
   const uint64_t blocks[] = {4096, 256, 0, 1};
@@ -83,16 +92,20 @@ static void l2_identical_across_threads_and_blocks(void **state) {
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 0);
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_L2, DKM_INIT_KMEANSPP, 100, 0);
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_L2, DKM_INIT_GREEDY_KMEANSPP, 0, 0);
-  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 1);
+  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_RANDOM, 0, 2);
   /* k-means++ runs out of rows off the centres after 40 draws. */
-  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_KMEANSPP, 0, 1);
+  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_KMEANSPP, 0, 2);
+  /* Repairs of clusters of different rows, split again and again. */
+  check_threads_and_blocks(data_blobs, 100, DKM_METRIC_L2, DKM_INIT_GIVEN, 0, 1);
+  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_L2, DKM_INIT_GIVEN, 0, 2);
 }
 
 static void cosine_identical_across_threads_and_blocks(void **state) {
   (void)state;
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_COSINE, DKM_INIT_RANDOM, 100, 0);
   check_threads_and_blocks(data_blobs, 50, DKM_METRIC_COSINE, DKM_INIT_KMEANSPP, 0, 0);
-  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_COSINE, DKM_INIT_RANDOM, 0, 1);
+  check_threads_and_blocks(data_dupes, 60, DKM_METRIC_COSINE, DKM_INIT_RANDOM, 0, 2);
+  check_threads_and_blocks(data_blobs, 100, DKM_METRIC_COSINE, DKM_INIT_GIVEN, 0, 1);
 }
 
 static void ip_identical_across_threads_and_blocks(void **state) {
