@@ -36,28 +36,27 @@ static void put(const char *root, const char *path, const uint8_t *data, size_t 
 }
 
 static const char *const dirs_[] = {"",
-                                     "/proc",
-                                     "/proc/self",
-                                     "/sys",
-                                     "/sys/fs",
-                                     "/sys/fs/cgroup",
-                                     "/sys/fs/cgroup/a",
-                                     "/sys/fs/cgroup/memory",
-                                     "/sys/fs/cgroup/cpu"};
+                                    "/proc",
+                                    "/proc/self",
+                                    "/sys",
+                                    "/sys/fs",
+                                    "/sys/fs/cgroup",
+                                    "/sys/fs/cgroup/a",
+                                    "/sys/fs/cgroup/memory",
+                                    "/sys/fs/cgroup/cpu"};
 #define N_DIRS (sizeof dirs_ / sizeof dirs_[0])
 
-static const char *const files_[] = {
-    "/proc/self/cgroup",
-    "/proc/self/mountinfo",
-    "/sys/fs/cgroup/memory.max",
-    "/sys/fs/cgroup/memory.high",
-    "/sys/fs/cgroup/cpu.max",
-    "/sys/fs/cgroup/a/memory.max",
-    "/sys/fs/cgroup/a/memory.high",
-    "/sys/fs/cgroup/a/cpu.max",
-    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-    "/sys/fs/cgroup/cpu/cpu.cfs_period_us"};
+static const char *const files_[] = {"/proc/self/cgroup",
+                                     "/proc/self/mountinfo",
+                                     "/sys/fs/cgroup/memory.max",
+                                     "/sys/fs/cgroup/memory.high",
+                                     "/sys/fs/cgroup/cpu.max",
+                                     "/sys/fs/cgroup/a/memory.max",
+                                     "/sys/fs/cgroup/a/memory.high",
+                                     "/sys/fs/cgroup/a/cpu.max",
+                                     "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                     "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                                     "/sys/fs/cgroup/cpu/cpu.cfs_period_us"};
 /* Which part of the input each file holds. */
 static const int part_of_[] = {0, 1, 2, 3, 4, 2, 3, 4, 2, 3, 4};
 
