@@ -369,16 +369,16 @@ DKM_API dkm_status dkm_params_check(dkm_ctx *ctx, const dkm_params *params);
 typedef struct dkm_plan {
   uint64_t rows; /* rows of the source */
   uint32_t dim;
-  uint64_t sample_rows;       /* rows that training uses */
-  uint64_t sample_bytes;      /* sample_rows * dim * 4 */
-  dkm_storage storage;        /* MEMORY or DISK: what training would choose */
-  int from_source;            /* 1 when training reads the source directly,
-                                 with no copy of the sample */
-  uint64_t spill_bytes;       /* bytes written to tmp_dir in disk mode (0 when
-                                 training reads the input file directly) */
-  uint64_t memory_mode_bytes; /* estimated peak RAM with DKM_STORAGE_MEMORY */
-  uint64_t disk_mode_bytes;   /* estimated peak RAM with DKM_STORAGE_DISK */
-  uint64_t memory_limit;      /* the budget auto compared against */
+  uint64_t sample_rows;            /* rows that training uses */
+  uint64_t sample_bytes;           /* sample_rows * dim * 4 */
+  dkm_storage storage;             /* MEMORY or DISK: what training would choose */
+  int from_source;                 /* 1 when training reads the source directly,
+                                      with no copy of the sample */
+  uint64_t spill_bytes;            /* bytes written to tmp_dir in disk mode (0 when
+                                      training reads the input file directly) */
+  uint64_t memory_mode_bytes;      /* estimated peak RAM with DKM_STORAGE_MEMORY */
+  uint64_t disk_mode_bytes;        /* estimated peak RAM with DKM_STORAGE_DISK */
+  uint64_t memory_limit;           /* the budget auto compared against */
   const char *memory_limit_source; /* where memory_limit comes from, a static
                                       text: "memory_limit" (params), else half
                                       of "physical RAM", "cgroup memory.max",

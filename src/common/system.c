@@ -81,8 +81,8 @@ static int read_u64(const char *root, const char *dir, const char *file, uint64_
   char *end;
   errno = 0;
   unsigned long long v = strtoull(text, &end, 10);
-  int ok = len < sizeof text - 1 && end != text && text[0] >= '0' && text[0] <= '9' &&
-           errno == 0 && (*end == '\0' || (*end == '\n' && end[1] == '\0'));
+  int ok = len < sizeof text - 1 && end != text && text[0] >= '0' && text[0] <= '9' && errno == 0 &&
+           (*end == '\0' || (*end == '\n' && end[1] == '\0'));
   if (ok)
     *out = v;
   return ok;
@@ -171,9 +171,9 @@ static int cgroup_mount(const char *root, const char *controller, char *point, c
     char *super = source != NULL ? strtok_r(NULL, " ", &save) : NULL;
     if (nf < 6 || fstype == NULL)
       continue;
-    int match = controller == NULL ? strcmp(fstype, "cgroup2") == 0
-                                   : strcmp(fstype, "cgroup") == 0 && super != NULL &&
-                                         has_word(super, controller);
+    int match = controller == NULL
+                    ? strcmp(fstype, "cgroup2") == 0
+                    : strcmp(fstype, "cgroup") == 0 && super != NULL && has_word(super, controller);
     if (!match || strlen(field[3]) >= cap || strlen(field[4]) >= cap)
       continue;
     strcpy(mroot, field[3]);

@@ -221,7 +221,7 @@ uint32_t dkm__assign_tile(const dkm__kernel *kern, const float *x, uint32_t rows
   const int cosine = kern->metric == DKM_METRIC_COSINE;
   float *scores = scratch;
   float *best = scratch + (size_t)kern->tile_rows * tc; /* running minimum per row */
-  float *shifts = best + kern->tile_rows; /* cosine: each row's shift (small integers) */
+  float *shifts = best + kern->tile_rows;    /* cosine: each row's shift (small integers) */
   float *shifted = shifts + kern->tile_rows; /* a shifted row */
   uint32_t bad = UINT32_MAX, n_shifted = 0;
   for (uint32_t r = 0; r < rows; r++) {

@@ -312,7 +312,7 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
   bytes += k * dim * sizeof(double);                   /* sums */
   bytes += k * (sizeof(float) + 4 * sizeof(uint64_t)); /* norms, counts, sizes, repairs */
   bytes += b * (sizeof(int32_t) + sizeof(float) + sizeof(double)); /* labels, dist, inv */
-  bytes += b / sp->tile_rows * sizeof(uint32_t);       /* tile marks */
+  bytes += b / sp->tile_rows * sizeof(uint32_t);                   /* tile marks */
   /* dkm__kernel_scratch_floats per worker */
   bytes += (uint64_t)n_workers *
            ((uint64_t)sp->tile_rows * tc + 2 * (uint64_t)sp->tile_rows + dim) * sizeof(float);

@@ -18,8 +18,8 @@
 #include "internal.h"
 
 typedef struct dkm__gzip {
-  int fd;             /* not owned */
-  const char *name;   /* for messages, not owned */
+  int fd;           /* not owned */
+  const char *name; /* for messages, not owned */
   z_stream z;
   int z_ready;        /* inflateInit2 succeeded: inflateEnd is due */
   unsigned char *in;  /* compressed bytes read ahead */

@@ -303,8 +303,8 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
        * cache already, so this costs little (drawing 1 row in 4 of 65,536
        * x 784 float32 from a .npy: about 5% of the pass), and a NaN (or a
        * norm beyond the float range's bound) anywhere in the block is
-       * found now rather than by a labelling pass after training. A 1 MiB block is skipped, or read only in part, only
-       * where the sample holds few of its rows (docs/formats.md). */
+       * found now rather than by a labelling pass after training. A 1 MiB block is skipped, or read
+       * only in part, only where the sample holds few of its rows (docs/formats.md). */
       for (uint64_t r = lo; r < hi; r++) {
         const float *x = rows + (size_t)(r - lo) * dim;
         if (!dkm__row_ok(x, dim, params->metric)) {
@@ -313,8 +313,8 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
         }
       }
       for (uint32_t p = 0; p < np && s == DKM_OK && store != NULL; p++)
-        memcpy(store->data + (size_t)(chosen - np + p) * dim,
-               rows + (size_t)(picked[p] - lo) * dim, (size_t)dim * sizeof(float));
+        memcpy(store->data + (size_t)(chosen - np + p) * dim, rows + (size_t)(picked[p] - lo) * dim,
+               (size_t)dim * sizeof(float));
       /* The spill takes each run of consecutive chosen rows straight from
        * the block just read: it gathers short runs in its write buffer and
        * writes runs of a buffer's worth or more from our memory, so the

@@ -12,18 +12,18 @@
 
 /* The decisions, made before anything is read. */
 typedef struct dkm__sample_plan {
-  uint64_t rows;              /* rows of the source */
-  uint32_t dim;               /* values per row */
-  uint64_t sample_rows;       /* m: rows training uses */
-  uint64_t sample_bytes;      /* m * dim * 4 */
-  dkm_storage storage;        /* MEMORY or DISK */
-  int from_source;            /* train on the source itself, no copy */
-  uint64_t memory_limit;      /* the budget AUTO compared against */
+  uint64_t rows;                   /* rows of the source */
+  uint32_t dim;                    /* values per row */
+  uint64_t sample_rows;            /* m: rows training uses */
+  uint64_t sample_bytes;           /* m * dim * 4 */
+  dkm_storage storage;             /* MEMORY or DISK */
+  int from_source;                 /* train on the source itself, no copy */
+  uint64_t memory_limit;           /* the budget AUTO compared against */
   const char *memory_limit_source; /* where it comes from (static text) */
-  uint64_t spill_bytes;       /* written to tmp_dir */
-  uint32_t tile_rows;         /* the engine's row tile */
-  uint64_t block_rows;        /* rows per streamed block: a multiple of tile_rows */
-  uint64_t gather_block_rows; /* rows per block while drawing the sample */
+  uint64_t spill_bytes;            /* written to tmp_dir */
+  uint32_t tile_rows;              /* the engine's row tile */
+  uint64_t block_rows;             /* rows per streamed block: a multiple of tile_rows */
+  uint64_t gather_block_rows;      /* rows per block while drawing the sample */
 } dkm__sample_plan;
 
 /* Fills plan for training src with params (already checked). Fails with

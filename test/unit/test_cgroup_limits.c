@@ -218,9 +218,12 @@ static void garbled_or_missing_files_mean_no_limit(void **state) {
   assert_int_equal(cg.cpus, 0);
 
   fresh("cg-garbage");
-  const char *bad_values[] = {"",          "\n",          "lots\n",     "-5\n",
-                              "12abc\n",   "1 2\n",       " 100\n",     "99999999999999999999999\n",
-                              "0x100\n",   "max max\n",   "100000\n",   "abc 100000\n",
+  const char *bad_values[] = {"",           "\n",
+                              "lots\n",     "-5\n",
+                              "12abc\n",    "1 2\n",
+                              " 100\n",     "99999999999999999999999\n",
+                              "0x100\n",    "max max\n",
+                              "100000\n",   "abc 100000\n",
                               "100000 0\n", "50000 100000 7\n"};
   put("/proc/self/mountinfo", V2_MOUNT);
   put("/proc/self/cgroup", "0::/g\n");
@@ -241,8 +244,8 @@ static void garbled_or_missing_files_mean_no_limit(void **state) {
 
   /* Garbled /proc/self/cgroup and mountinfo: no cgroup found, or the usual
    * mount point. */
-  const char *bad_cgroup[] = {"", "garbage", "0:", "0::", "0::relative\n", ":::\n",
-                              "4:memory\n", "\n\n\n"};
+  const char *bad_cgroup[] = {"",      "garbage",    "0:",    "0::", "0::relative\n",
+                              ":::\n", "4:memory\n", "\n\n\n"};
   put("/sys/fs/cgroup/g/memory.max", "4096\n");
   put("/proc/self/mountinfo", "garbage\n- - -\n1 2 3\n\n29 23 0:26 / /sys/fs/cgroup rw -\n");
   for (size_t i = 0; i < sizeof bad_cgroup / sizeof bad_cgroup[0]; i++) {

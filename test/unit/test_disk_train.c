@@ -496,7 +496,7 @@ static void test_disk_plan_bounds_the_memory_training_uses(void **state) {
 static void test_disk_plan_stays_below_memory_at_every_dim(void **state) {
   (void)state;
   dkm_ctx *ctx = dkm_ctx_create(NULL);
-  const uint32_t dims[] = {1,    3,    8,     100,   784,    1000,   4096,   4097,   5000,
+  const uint32_t dims[] = {1,    3,    8,     100,   784,    1000,   4096,   4097,    5000,
                            8192, 9999, 32768, 65536, 100000, 131072, 524288, 1000003, 1u << 20};
   const uint32_t ks[] = {4, 100};
   for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
@@ -513,7 +513,7 @@ static void test_disk_plan_stays_below_memory_at_every_dim(void **state) {
       p.tmp_dir = "/tmp";
       for (int init = 0; init < 2; init++) {
         p.init = init == 0 ? DKM_INIT_RANDOM : DKM_INIT_KMEANSPP;
-        dkm_source src = {&fake_methods,  rows,  dims[d], 0, DKM_DTYPE_F32, DKM_FORMAT_RAW,
+        dkm_source src = {&fake_methods,    rows,   dims[d], 0, DKM_DTYPE_F32, DKM_FORMAT_RAW,
                           rows * row_bytes, "fake", ctx};
         dkm_plan plan;
         assert_int_equal(dkm_plan_training(ctx, &p, &src, &plan), DKM_OK);

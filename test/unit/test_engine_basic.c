@@ -239,7 +239,7 @@ static void duplicate_and_constant_rows_repair_without_nan(void **state) {
   p.init = DKM_INIT_RANDOM;
   dkm_result *r = dkm_test_train_rows(f->ctx, &p, x, N, D);
   assert_true(r->objective == 0);
-  assert_int_equal(r->n_iter, 2); /* |0 - 0| <= tol * 0 at the second */
+  assert_int_equal(r->n_iter, 2);            /* |0 - 0| <= tol * 0 at the second */
   assert_int_equal(r->iters[0].repaired, 0); /* one row: nothing to split */
   assert_int_equal(r->distinct_rows, 1);
   for (int i = 0; i < 5 * D; i++)

@@ -405,8 +405,7 @@ static void gzip_members_and_zero_padding_are_read_like_gzip(void **state) {
       write_gz(path, img, size, 1);
       append_bytes(path, 0, zeros[z]);
       append_bytes(path, junk[j], 1);
-      dkm_source *src =
-          tf_open(ctx, path, DKM_FORMAT_AUTO, 100, 12, DKM_DTYPE_U8, DKM_FORMAT_IDX);
+      dkm_source *src = tf_open(ctx, path, DKM_FORMAT_AUTO, 100, 12, DKM_DTYPE_U8, DKM_FORMAT_IDX);
       float buf[100 * 12];
       const float *r;
       assert_int_equal(dkm_source_read(ctx, src, 0, 100, buf, &r), DKM_ERR_FORMAT);
