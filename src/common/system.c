@@ -66,22 +66,32 @@ static int next_line(FILE *f, char *buf, size_t cap) {
   }
 }
 
-/* A file holding one unsigned number (and a newline): *out. "max" (cgroup v2's
- * "no limit") and anything else give 0. */
-static int read_u64(const char *root, const char *dir, const char *file, uint64_t *out) {
-  char path[CG_PATH_MAX], text[64];
+/* The text of the small file dir/file under root into text (cap bytes with
+ * its NUL); 0 when it cannot be read or does not fit, so that a longer
+ * file is never taken for its first part. */
+static int read_small(const char *root, const char *dir, const char *file, char *text, size_t cap) {
+  char path[CG_PATH_MAX];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
     return 0;
   FILE *f = open_under(root, path);
   if (f == NULL)
     return 0;
-  size_t len = fread(text, 1, sizeof text - 1, f);
+  size_t len = fread(text, 1, cap - 1, f);
   fclose(f);
   text[len] = '\0';
+  return len < cap - 1;
+}
+
+/* A file holding one unsigned number (and a newline): *out. "max" (cgroup v2's
+ * "no limit") and anything else give 0. */
+static int read_u64(const char *root, const char *dir, const char *file, uint64_t *out) {
+  char text[64];
+  if (!read_small(root, dir, file, text, sizeof text))
+    return 0;
   char *end;
   errno = 0;
   unsigned long long v = strtoull(text, &end, 10);
-  int ok = len < sizeof text - 1 && end != text && text[0] >= '0' && text[0] <= '9' && errno == 0 &&
+  int ok = end != text && text[0] >= '0' && text[0] <= '9' && errno == 0 &&
            (*end == '\0' || (*end == '\n' && end[1] == '\0'));
   if (ok)
     *out = v;
@@ -266,18 +276,10 @@ static void v2_level(void *user, const char *dir) {
   if (read_u64(w->root, dir, "memory.high", &v))
     lower_memory(w->out, v, "cgroup memory.high");
   /* cpu.max: "quota period" or "max period". */
-  char path[CG_PATH_MAX], text[64];
-  if ((size_t)snprintf(path, sizeof path, "%s/cpu.max", dir) >= sizeof path)
-    return;
-  FILE *f = open_under(w->root, path);
-  if (f == NULL)
-    return;
-  size_t len = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[len] = '\0';
+  char text[64];
   unsigned long long quota, period;
   char extra;
-  if (len < sizeof text - 1 && text[0] >= '0' && text[0] <= '9' &&
+  if (read_small(w->root, dir, "cpu.max", text, sizeof text) && text[0] >= '0' && text[0] <= '9' &&
       sscanf(text, "%llu %llu %c", &quota, &period, &extra) == 2)
     lower_cpus(w->out, quota, period);
 }
