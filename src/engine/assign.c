@@ -35,27 +35,6 @@ static uint64_t assign_tile(void *user, uint32_t worker, uint64_t first, const f
   return bad == UINT32_MAX ? UINT64_MAX : first + bad;
 }
 
-/* The centroids pass the rows' check (for L2 and inner product, a squared
- * norm of at most DKM__MAX_NORM2: see sample.h). */
-static dkm_status check_centroids(dkm_ctx *ctx, const float *c, uint32_t k, uint32_t dim,
-                                  dkm_metric metric) {
-  for (uint64_t i = 0; i < (uint64_t)k * dim; i++)
-    if (!isfinite(c[i]))
-      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "centroids: centroid %llu has %s in column %llu",
-                               (unsigned long long)(i / dim),
-                               isnan(c[i]) ? "a NaN" : "an infinite value",
-                               (unsigned long long)(i % dim));
-  for (uint32_t i = 0; i < k; i++) {
-    const float *row = c + (size_t)i * dim;
-    if (!dkm__row_ok(row, dim, metric)) {
-      char buf[160];
-      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "centroids: centroid %u %s", i,
-                               dkm__norm2_problem(row, dim, buf, sizeof buf));
-    }
-  }
-  return DKM_OK;
-}
-
 dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
                       const float *centroids, uint32_t k, uint32_t dim, int32_t *labels,
                       float *distances) {
@@ -92,7 +71,9 @@ dkm_status dkm_assign(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   if (!dkm__array_bytes(k, dim, sizeof(float), &cbytes))
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "assign: %u centroids of %u values overflow", k,
                              dim);
-  if ((s = check_centroids(ctx, centroids, k, dim, params->metric)) != DKM_OK)
+  /* The centroids are held to the rows' check (sample.h). */
+  if ((s = dkm__check_centroids(ctx, DKM_ERR_DATA, "centroids", centroids, k, dim,
+                                params->metric)) != DKM_OK)
     return s;
   if (src->rows == 0) /* a custom source may be empty: nothing to label */
     return DKM_OK;

@@ -385,27 +385,6 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
 
 /* --- training ---------------------------------------------------------------- */
 
-/* Given centroids pass the rows' check (for L2 and inner product, a squared
- * norm of at most DKM__MAX_NORM2: see sample.h). */
-static dkm_status check_given(dkm_ctx *ctx, const dkm_params *params, uint32_t dim) {
-  const float *c = params->init_centroids;
-  for (uint64_t i = 0; i < (uint64_t)params->k * dim; i++)
-    if (!isfinite(c[i]))
-      return dkm_ctx_set_error(
-          ctx, DKM_ERR_PARAM, "init_centroids: centroid %llu has %s in column %llu",
-          (unsigned long long)(i / dim), isnan(c[i]) ? "a NaN" : "an infinite value",
-          (unsigned long long)(i % dim));
-  for (uint32_t i = 0; i < params->k; i++) {
-    const float *row = c + (size_t)i * dim;
-    if (!dkm__row_ok(row, dim, params->metric)) {
-      char buf[160];
-      return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "init_centroids: centroid %u %s", i,
-                               dkm__norm2_problem(row, dim, buf, sizeof buf));
-    }
-  }
-  return DKM_OK;
-}
-
 static void trainer_free(dkm__trainer *t) {
   dkm_ctx *ctx = t->ctx;
   dkm__engine_free_worker_buffers(&t->eng, t->scratch);
@@ -548,7 +527,10 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   if (!dkm__array_bytes(k, dim, sizeof(double), &sums_bytes))
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "k * dim is too large: %u centroids of %u values",
                              k, dim);
-  if (params->init == DKM_INIT_GIVEN && (s = check_given(ctx, params, dim)) != DKM_OK)
+  /* Given centroids are held to the rows' check (sample.h). */
+  if (params->init == DKM_INIT_GIVEN &&
+      (s = dkm__check_centroids(ctx, DKM_ERR_PARAM, "init_centroids", params->init_centroids,
+                                params->k, dim, params->metric)) != DKM_OK)
     return s;
   res->k = k;
   res->dim = dim;

@@ -81,19 +81,34 @@ const char *dkm__norm2_problem(const float *x, uint32_t dim, char *buf, size_t s
   return buf;
 }
 
+/* "NAME: WHAT I has a NaN in column J" (or an infinite value, or a
+ * squared norm beyond the bound) for a vector that failed dkm__row_ok. */
+static dkm_status describe_bad_vector(dkm_ctx *ctx, dkm_status status, const char *name,
+                                      const char *what, uint64_t index, const float *x,
+                                      uint32_t dim) {
+  char buf[160];
+  for (uint32_t j = 0; j < dim; j++)
+    if (!isfinite(x[j]))
+      return dkm_ctx_set_error(ctx, status, "%s: %s %llu has %s in column %u", name, what,
+                               (unsigned long long)index,
+                               isnan(x[j]) ? "a NaN" : "an infinite value", j);
+  return dkm_ctx_set_error(ctx, status, "%s: %s %llu %s", name, what, (unsigned long long)index,
+                           dkm__norm2_problem(x, dim, buf, sizeof buf));
+}
+
 dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
                                  uint32_t dim) {
-  char buf[160];
-  for (uint32_t j = 0; j < dim; j++) {
-    if (isnan(x[j]))
-      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has a NaN in column %u", name,
-                               (unsigned long long)row, j);
-    if (isinf(x[j]))
-      return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu has an infinite value in column %u",
-                               name, (unsigned long long)row, j);
+  return describe_bad_vector(ctx, DKM_ERR_DATA, name, "row", row, x, dim);
+}
+
+dkm_status dkm__check_centroids(dkm_ctx *ctx, dkm_status status, const char *name, const float *c,
+                                uint32_t k, uint32_t dim, dkm_metric metric) {
+  for (uint32_t i = 0; i < k; i++) {
+    const float *row = c + (size_t)i * dim;
+    if (!dkm__row_ok(row, dim, metric))
+      return describe_bad_vector(ctx, status, name, "centroid", i, row, dim);
   }
-  return dkm_ctx_set_error(ctx, DKM_ERR_DATA, "%s: row %llu %s", name, (unsigned long long)row,
-                           dkm__norm2_problem(x, dim, buf, sizeof buf));
+  return DKM_OK;
 }
 
 static uint64_t round_up(uint64_t x, uint64_t multiple) {
@@ -303,8 +318,9 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
        * cache already, so this costs little (drawing 1 row in 4 of 65,536
        * x 784 float32 from a .npy: about 5% of the pass), and a NaN (or a
        * norm beyond the float range's bound) anywhere in the block is
-       * found now rather than by a labelling pass after training. A 1 MiB block is skipped, or read
-       * only in part, only where the sample holds few of its rows (docs/formats.md). */
+       * found now rather than by a labelling pass after training. A 1 MiB
+       * block is skipped, or read only in part, only where the sample
+       * holds few of its rows (docs/formats.md). */
       for (uint64_t r = lo; r < hi; r++) {
         const float *x = rows + (size_t)(r - lo) * dim;
         if (!dkm__row_ok(x, dim, params->metric)) {

@@ -97,6 +97,12 @@ int dkm__row_ok(const float *x, uint32_t dim, dkm_metric metric);
 dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
                                  uint32_t dim);
 
+/* Checks k centroids (k * dim floats) as rows are checked (dkm__row_ok for
+ * metric); the first bad one fails with status: "NAME: centroid I has a NaN
+ * in column J" (or an infinite value, or a squared norm beyond the bound). */
+dkm_status dkm__check_centroids(dkm_ctx *ctx, dkm_status status, const char *name, const float *c,
+                                uint32_t k, uint32_t dim, dkm_metric metric);
+
 /* "has squared norm N, above T, ...; scale the data" for a vector whose
  * squared norm is above DKM__MAX_NORM2, written into buf (size bytes). */
 const char *dkm__norm2_problem(const float *x, uint32_t dim, char *buf, size_t size);
