@@ -163,13 +163,6 @@ typedef struct gz_source {
   char name[];
 } gz_source;
 
-/* Decompresses up to n bytes into dst; *got < n only at the end of the
- * data. */
-static dkm_status gz_inflate(dkm_ctx *ctx, gz_source *s, unsigned char *dst, size_t n,
-                             size_t *got) {
-  return dkm__gzip_read(ctx, &s->gz, dst, n, got);
-}
-
 /* Back to the first byte of the file, with no header read yet. */
 static dkm_status gz_restart(dkm_ctx *ctx, gz_source *s) {
   s->pos = UINT64_MAX;
@@ -191,7 +184,7 @@ static dkm_status gz_truncated(dkm_ctx *ctx, gz_source *s, uint64_t row_in_error
 static dkm_status gz_check_end(dkm_ctx *ctx, gz_source *s) {
   unsigned char extra;
   size_t got = 0;
-  dkm_status st = gz_inflate(ctx, s, &extra, 1, &got);
+  dkm_status st = dkm__gzip_read(ctx, &s->gz, &extra, 1, &got);
   if (st == DKM_OK && got != 0)
     st = dkm__error(ctx, DKM_ERR_FORMAT,
                     "%s: IDX shape disagrees with the data: more than the %llu rows of %u values "
@@ -206,7 +199,7 @@ static dkm_status gz_check_end(dkm_ctx *ctx, gz_source *s) {
 static dkm_status gz_rows(dkm_ctx *ctx, gz_source *s, uint64_t n) {
   assert(n <= s->stage_rows);
   size_t need = (size_t)(n * s->row_bytes), got = 0;
-  dkm_status st = gz_inflate(ctx, s, s->stage, need, &got);
+  dkm_status st = dkm__gzip_read(ctx, &s->gz, s->stage, need, &got);
   if (st != DKM_OK) {
     s->pos = UINT64_MAX;
     return st;
@@ -225,7 +218,7 @@ static dkm_status gz_rewind(dkm_ctx *ctx, gz_source *s) {
   size_t got = 0;
   dkm_status st = gz_restart(ctx, s);
   if (st == DKM_OK)
-    st = gz_inflate(ctx, s, header, (size_t)s->header_bytes, &got);
+    st = dkm__gzip_read(ctx, &s->gz, header, (size_t)s->header_bytes, &got);
   if (st != DKM_OK)
     return st;
   if (got < s->header_bytes) /* the file changed since it was opened */
@@ -279,7 +272,7 @@ static void gz_discard(dkm_ctx *ctx, gz_source *s) {
 static dkm_status gz_open_header(dkm_ctx *ctx, gz_source *s, idx_header *h) {
   unsigned char head[4 + 4 * IDX_MAX_NDIM];
   size_t got = 0;
-  dkm_status st = gz_inflate(ctx, s, head, 4, &got);
+  dkm_status st = dkm__gzip_read(ctx, &s->gz, head, 4, &got);
   if (st != DKM_OK)
     return st;
   if (got < 4)
@@ -292,7 +285,7 @@ static dkm_status gz_open_header(dkm_ctx *ctx, gz_source *s, idx_header *h) {
                       s->name, head[0], head[1], head[2], head[3]);
   if ((st = idx_check_magic(ctx, s->name, head, h)) != DKM_OK)
     return st;
-  st = gz_inflate(ctx, s, head + 4, (size_t)h->header_bytes - 4, &got);
+  st = dkm__gzip_read(ctx, &s->gz, head + 4, (size_t)h->header_bytes - 4, &got);
   if (st != DKM_OK)
     return st;
   if (got < h->header_bytes - 4)
