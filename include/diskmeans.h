@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define DKM_VERSION_MAJOR 0
-#define DKM_VERSION_MINOR 2
+#define DKM_VERSION_MINOR 3
 #define DKM_VERSION_PATCH 0
 
 /** Returns the library's version as "MAJOR.MINOR.PATCH" (static text). */
@@ -280,6 +280,29 @@ typedef enum dkm_metric {
                         plain means, as in FAISS without `spherical` */
 } dkm_metric;
 
+/* How k centroids are trained. Flat Lloyd costs 2 m k dim flops per
+ * iteration (m sample rows): fine up to a few thousand clusters, hours at
+ * k = 65,536. Hierarchical training composes the same exact engine: coarse
+ * centroids (about sqrt(k)), every sample row routed to its nearest coarse
+ * one, each group's rows trained into a quota of fine centroids
+ * proportional to its size (recursively where a quota is still large), then
+ * refinement passes over all rows in which each row only meets the fine
+ * centroids of its DKM_REFINE_CANDIDATES nearest coarse groups. */
+typedef enum dkm_strategy {
+  DKM_STRATEGY_AUTO = 0,    /* flat for k < DKM_HIERARCHICAL_MIN_K, else
+                               hierarchical */
+  DKM_STRATEGY_FLAT,        /* exact Lloyd over all k centroids */
+  DKM_STRATEGY_HIERARCHICAL /* coarse, route, groups, refine (see above) */
+} dkm_strategy;
+
+/** The smallest k that DKM_STRATEGY_AUTO trains hierarchically (measured:
+ *  docs/benchmarks.md, "Large k"). */
+#define DKM_HIERARCHICAL_MIN_K 4096u
+
+/** Coarse groups whose fine centroids each row meets in a refinement pass:
+ *  its own and the next nearest ones. */
+#define DKM_REFINE_CANDIDATES 4u
+
 typedef enum dkm_storage {
   DKM_STORAGE_AUTO = 0, /* memory when the sample fits memory_limit, else disk */
   DKM_STORAGE_MEMORY,   /* the sample is held in RAM */
@@ -287,9 +310,10 @@ typedef enum dkm_storage {
 } dkm_storage;
 
 /** Short names: "auto", "memory", "disk"; "random", "kmeans++", "given",
- *  "greedy-kmeans++";
- *  "l2", "cosine", "ip". NULL for a value out of range. */
+ *  "greedy-kmeans++"; "l2", "cosine", "ip"; "auto", "flat",
+ *  "hierarchical". NULL for a value out of range. */
 DKM_API const char *dkm_storage_name(dkm_storage storage);
+DKM_API const char *dkm_strategy_name(dkm_strategy strategy);
 DKM_API const char *dkm_init_name(dkm_init init);
 DKM_API const char *dkm_metric_name(dkm_metric metric);
 
@@ -298,8 +322,21 @@ typedef enum dkm_phase {
   DKM_PHASE_SAMPLE = 0, /* drawing the sample in one pass over the source */
   DKM_PHASE_INIT,       /* choosing the initial centroids */
   DKM_PHASE_ITERATE,    /* one Lloyd iteration */
-  DKM_PHASE_ASSIGN      /* dkm_assign() */
+  DKM_PHASE_ASSIGN,     /* dkm_assign() */
+  DKM_PHASE_ROUTE,      /* hierarchical: each sample row to its coarse group */
+  DKM_PHASE_REFINE      /* hierarchical: one refinement pass over all rows
+                           (iteration counts the passes) */
 } dkm_phase;
+
+/** Which part of a training run a progress report is about. Hierarchical
+ *  training runs whole trainings inside it, each with its own SAMPLE, INIT
+ *  and ITERATE phases. */
+typedef enum dkm_part {
+  DKM_PART_WHOLE = 0, /* a flat run, or the hierarchical run's own passes
+                         (sample, route, refine) */
+  DKM_PART_COARSE,    /* training the coarse centroids */
+  DKM_PART_GROUP      /* training group `group` of `n_groups` */
+} dkm_part;
 
 typedef struct dkm_progress {
   dkm_phase phase;
@@ -309,6 +346,11 @@ typedef struct dkm_progress {
   uint64_t done;    /* rows (or init steps) done in this phase so far */
   uint64_t total;   /* rows (or init steps) of this phase */
   double objective; /* objective of the last finished iteration, or NaN */
+  dkm_part part;
+  uint32_t level;    /* 0 at the top; a group trained hierarchically in
+                        turn reports its own parts one level deeper */
+  uint32_t group;    /* DKM_PART_GROUP: 0-based group ... */
+  uint32_t n_groups; /* ... of n_groups at this level (0 otherwise) */
 } dkm_progress;
 
 /** Progress callback. Called from the thread that called the library, a few
@@ -352,6 +394,15 @@ typedef struct dkm_params {
                                        caller passes it if it wants it. */
   dkm_progress_fn progress;         /* may be NULL */
   void *progress_user;
+  dkm_strategy strategy; /* default DKM_STRATEGY_AUTO */
+  uint32_t refine;       /* hierarchical: refinement passes after the groups;
+                            default 2; 0 keeps the groups' centroids */
+  int balance;           /* non-zero: balance the partitions. Every Lloyd
+                            pass (flat, groups, refinement) then adds to each
+                            centroid's distances a price that rises while
+                            its cluster is above the mean size and falls
+                            while below, from the previous pass's sizes
+                            (deterministic); default 0 */
 } dkm_params;
 
 /** Fills params with the defaults above (k = 0: the caller must set k). */
@@ -379,6 +430,12 @@ typedef struct dkm_plan {
   uint64_t memory_mode_bytes;      /* estimated peak RAM with DKM_STORAGE_MEMORY */
   uint64_t disk_mode_bytes;        /* estimated peak RAM with DKM_STORAGE_DISK */
   uint64_t memory_limit;           /* the budget auto compared against */
+  dkm_strategy strategy;           /* FLAT or HIERARCHICAL: what training would do */
+  uint32_t coarse_k;               /* hierarchical: coarse centroids (0 flat) */
+  double flops;                    /* estimated arithmetic of the whole run
+                                      (assignment products, 2 flops per
+                                      multiply-add), with this strategy ... */
+  double flat_flops;               /* ... and with flat Lloyd, for comparison */
   const char *memory_limit_source; /* where memory_limit comes from, a static
                                       text: "memory_limit" (params), else half
                                       of "physical RAM", "cgroup memory.max",
@@ -404,6 +461,19 @@ typedef struct dkm_iter_stats {
   double imbalance;  /* k * sum(size^2) / n^2; 1 is perfectly balanced */
 } dkm_iter_stats;
 
+/** How even the partitions are (from cluster sizes). */
+typedef struct dkm_balance {
+  double cv;                /* coefficient of variation of the sizes: their
+                               standard deviation over their mean */
+  double largest_over_mean; /* the largest size over the mean */
+  uint64_t smallest;        /* the smallest size */
+  uint64_t largest;
+  uint32_t empty; /* clusters of size 0 */
+} dkm_balance;
+
+/** Fills out from k cluster sizes (k >= 1). */
+DKM_API void dkm_balance_of(const uint64_t *sizes, uint32_t k, dkm_balance *out);
+
 /** The result of dkm_train(). Owned by the library: free with
  *  dkm_result_free(). All arrays stay valid until then. */
 typedef struct dkm_result {
@@ -412,8 +482,12 @@ typedef struct dkm_result {
   float *centroids;        /* k * dim float32, row-major */
   uint64_t *cluster_sizes; /* k: rows per cluster in the last assignment */
   double objective;        /* objective of the last iteration of the best run */
-  uint32_t n_iter;         /* iterations of the best run */
-  dkm_iter_stats *iters;   /* n_iter entries, the best run's */
+  uint32_t n_iter;         /* iterations of the best run; hierarchical: 1 +
+                              refine_passes */
+  dkm_iter_stats *iters;   /* n_iter entries, the best run's; hierarchical:
+                              the groups' last passes taken together (their
+                              objectives summed, seconds those of all the
+                              groups), then one entry per refinement pass */
   uint32_t best_run;       /* which of the n_redo runs won */
   uint64_t rows;           /* rows of the source */
   uint64_t sample_rows;    /* rows trained on */
@@ -429,6 +503,17 @@ typedef struct dkm_result {
                               they keep the centroid of the pass that left them
                               empty, which no row of the sample is nearest to,
                               and are no longer repaired); 0 when not known */
+  dkm_balance balance;     /* of cluster_sizes */
+  dkm_strategy strategy;   /* FLAT or HIERARCHICAL: what was used */
+  /* Hierarchical only (0 for flat): */
+  uint32_t coarse_k;       /* coarse centroids at the top level */
+  uint32_t levels;         /* 2, or more where groups were trained
+                              hierarchically in turn */
+  uint32_t refine_passes;  /* refinement passes run */
+  double coarse_seconds;   /* training the coarse centroids */
+  double route_seconds;    /* routing the sample rows to their groups */
+  double groups_seconds;   /* training every group */
+  double refine_seconds;   /* the refinement passes */
 } dkm_result;
 
 /** Trains k centroids on the rows of src (or on a seeded sample of

@@ -78,6 +78,7 @@ int dkm_format_parse(const char *name, dkm_format *out) {
 static const char *const storage_names[] = {"auto", "memory", "disk"};
 static const char *const init_names[] = {"random", "kmeans++", "given", "greedy-kmeans++"};
 static const char *const metric_names[] = {"l2", "cosine", "ip"};
+static const char *const strategy_names[] = {"auto", "flat", "hierarchical"};
 
 const char *dkm_storage_name(dkm_storage s) {
   return (unsigned)s < COUNT_OF(storage_names) ? storage_names[s] : NULL;
@@ -89,4 +90,8 @@ const char *dkm_init_name(dkm_init i) {
 
 const char *dkm_metric_name(dkm_metric m) {
   return (unsigned)m < COUNT_OF(metric_names) ? metric_names[m] : NULL;
+}
+
+const char *dkm_strategy_name(dkm_strategy s) {
+  return (unsigned)s < COUNT_OF(strategy_names) ? strategy_names[s] : NULL;
 }

@@ -10,6 +10,10 @@
  * usually), not a machine. */
 #define DKM__MAX_THREADS 4096u
 
+/* Refinement passes are full passes over the sample; more than this is a
+ * typo, not a plan. */
+#define DKM__MAX_REFINE 1000u
+
 void dkm_params_init(dkm_params *params) {
   if (params == NULL)
     return;
@@ -30,6 +34,9 @@ void dkm_params_init(dkm_params *params) {
   params->tmp_dir = NULL;
   params->progress = NULL;
   params->progress_user = NULL;
+  params->strategy = DKM_STRATEGY_AUTO;
+  params->refine = 2;
+  params->balance = 0;
 }
 
 dkm_status dkm_params_check(dkm_ctx *ctx, const dkm_params *params) {
@@ -65,6 +72,13 @@ dkm_status dkm_params_check(dkm_ctx *ctx, const dkm_params *params) {
   if ((unsigned)params->storage > DKM_STORAGE_DISK)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "storage is %d; it must be auto, memory or disk",
                              (int)params->storage);
+  if ((unsigned)params->strategy > DKM_STRATEGY_HIERARCHICAL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM,
+                             "strategy is %d; it must be auto, flat or hierarchical",
+                             (int)params->strategy);
+  if (params->refine > DKM__MAX_REFINE)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "refine is %u; it must be at most %u",
+                             params->refine, DKM__MAX_REFINE);
   if (params->tmp_dir != NULL && params->tmp_dir[0] == '\0')
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "tmp_dir is empty (use NULL for /tmp)");
   return DKM_OK;
