@@ -33,6 +33,11 @@
 
 /* --- sizes ------------------------------------------------------------------ */
 
+/* A group whose quota is above SKEWED_FACTOR times the mean quota (and at
+ * least SKEWED_MIN_QUOTA) is trained hierarchically in turn. */
+#define SKEWED_FACTOR 4u
+#define SKEWED_MIN_QUOTA 64u
+
 /* Coarse centroids for k fine ones: round(sqrt(k)), so that a group's
  * quota is about as large as the number of groups (the arithmetic of the
  * routing and of the groups' training balance). */
@@ -608,7 +613,15 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
   relay rl;
   relay_to(&gp, &rl, p, DKM_PART_GROUP, g, h->kc, 0);
   dkm_result *r = NULL;
-  if (q >= DKM_HIERARCHICAL_MIN_K && q > coarse_k_for(q)) {
+  /* Hierarchical again where the quota is large, or where it is far above
+   * the mean: a tight, dense region (one component of a Zipf-sized
+   * mixture can hold a quarter of the rows) is one coarse group, whose
+   * flat training would cost its rows times its quota, several times the
+   * groups' even share. */
+  uint32_t mean_quota = (h->k + h->kc - 1) / h->kc;
+  int large =
+      q >= DKM_HIERARCHICAL_MIN_K || (q >= SKEWED_MIN_QUOTA && q > SKEWED_FACTOR * mean_quota);
+  if (large && q > coarse_k_for(q)) {
     gp.strategy = DKM_STRATEGY_HIERARCHICAL;
     s = dkm__train_hierarchical(h->ctx, &gp, src, &r);
   } else {
