@@ -197,9 +197,6 @@ static void draw_bar(cli_progress *p, const dkm_progress *g, double now) {
     if (isfinite(g->objective) && !grouped) {
       snprintf(extra, sizeof extra, "  objective %.6g", g->objective);
     }
-    if (grouped && g->max_iter > 0) {
-      frac = ((double)g->iteration + frac) / (double)g->max_iter;
-    }
   } else {
     snprintf(what, sizeof what, "%s%s", prefix, phase_label(g->phase));
     remaining = frac > 0 ? elapsed * (1 - frac) / frac : NAN;
@@ -207,8 +204,12 @@ static void draw_bar(cli_progress *p, const dkm_progress *g, double now) {
   if (grouped) {
     /* The bar and its ETA are those of the whole groups stage, from how
      * many groups are done: a single group's ETA says little when there
-     * are thousands. */
-    shown = groups_fraction(p, g, frac);
+     * are thousands. Within a group, its iterations count; its sampling
+     * and initialisation are its start. */
+    double inner = g->phase == DKM_PHASE_ITERATE && g->max_iter > 0
+                       ? ((double)g->iteration + frac) / (double)g->max_iter
+                       : 0;
+    shown = groups_fraction(p, g, inner);
     double stage = now - p->groups_start;
     remaining = shown > 0 ? stage * (1 - shown) / shown : NAN;
   }
@@ -332,7 +333,10 @@ static void groups_ended(cli_progress *p, double now) {
   group_ended(p, now);
   p->in_groups = 0;
   if (p->mode == CLI_PROGRESS_PLAIN) {
-    fprintf(stderr, "trained %u groups in %.2f s\n", p->groups_done, now - p->groups_start);
+    /* Groups seen only through their nested reports are not counted one by
+     * one; the count of the level is the number. */
+    uint32_t n = p->n_groups > p->groups_done ? p->n_groups : p->groups_done;
+    fprintf(stderr, "trained %u groups in %.2f s\n", n, now - p->groups_start);
   }
 }
 
