@@ -340,6 +340,7 @@ static json_t *report_json(const train_report *r) {
     json_object_set_new(o, "objective", jreal(it->objective));
     json_object_set_new(o, "seconds", jreal(it->seconds));
     json_object_set_new(o, "repaired", cli_json_u64(it->repaired));
+    json_object_set_new(o, "rebalanced", cli_json_u64(it->rebalanced));
     json_object_set_new(o, "imbalance", jreal(it->imbalance));
     json_array_append_new(iters, o);
   }

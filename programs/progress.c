@@ -270,6 +270,9 @@ static void plain_line(cli_progress *p, const dkm_progress *g, double now) {
     if (p->sample_rows > 0 && g->part == DKM_PART_WHOLE) {
       fprintf(stderr, "sampled %llu of %llu rows in %.2f s\n", (unsigned long long)p->sample_rows,
               (unsigned long long)g->done, seconds);
+    } else if (g->part != DKM_PART_WHOLE) {
+      /* The coarse training's own sample, drawn from the run's. */
+      fprintf(stderr, "sampled from %llu rows in %.2f s\n", (unsigned long long)g->done, seconds);
     } else {
       fprintf(stderr, "scanned %llu rows in %.2f s\n", (unsigned long long)g->done, seconds);
     }
@@ -343,9 +346,10 @@ static void groups_ended(cli_progress *p, double now) {
 /* Follows the groups of a hierarchical run: which group each level is in,
  * and where the level-0 groups start and end. start is when the work this
  * report is about started. */
-static void follow_groups(cli_progress *p, const dkm_progress *g, double start, double now) {
+static void follow_groups(cli_progress *p, const dkm_progress *g, double start) {
   if (!in_groups_stage(g)) {
-    groups_ended(p, now);
+    /* The groups ended when this report's work started. */
+    groups_ended(p, start);
     return;
   }
   if (g->part == DKM_PART_GROUP && g->level < CLI_PROGRESS_LEVELS &&
@@ -399,7 +403,7 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
     p->last = k;
     p->phase_start = start;
   }
-  follow_groups(p, g, p->phase_start, now);
+  follow_groups(p, g, p->phase_start);
   int finished = g->done >= g->total;
   p->last_call = now;
   p->last_finished = finished;
@@ -428,7 +432,7 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
 
 void cli_progress_trained(cli_progress *p) {
   if (p->mode != CLI_PROGRESS_QUIET) {
-    groups_ended(p, cli_now());
+    groups_ended(p, p->last_call);
   }
 }
 
