@@ -347,7 +347,7 @@ typedef struct cli_progress {
                             "sampled X of Y rows" tells kept from scanned */
   int shown;             /* a bar is on screen */
   double last_draw;      /* when the bar was last drawn */
-  unsigned phases_drawn; /* bit per dkm_phase already shown */
+  unsigned phases_drawn; /* bit per dkm_phase (of each dkm_part) already shown */
   double phase_start;    /* when the current phase or iteration started */
   double last_call;      /* when the callback was last called */
   int last_finished;     /* and whether that call ended a phase or iteration */

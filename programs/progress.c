@@ -414,8 +414,10 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
   if (p->mode == CLI_PROGRESS_TTY) {
     /* At most ten redraws a second, however short the iterations (a run of
      * thousands of tiny ones must not flood the terminal), except that the
-     * first report of each phase is shown at once. */
-    unsigned bit = (unsigned)g->phase < 32 ? 1u << (unsigned)g->phase : 0;
+     * first report of each phase of each part (coarse, groups) is shown
+     * at once. */
+    unsigned n = (unsigned)g->part * 8 + (unsigned)g->phase;
+    unsigned bit = (unsigned)g->phase < 8 && n < 32 ? 1u << n : 0;
     if ((bit != 0 && (p->phases_drawn & bit) == 0) || now - p->last_draw >= REDRAW_SECONDS) {
       p->phases_drawn |= bit;
       draw_bar(p, g, now);

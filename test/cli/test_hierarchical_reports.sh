@@ -48,6 +48,17 @@ order = [next(i for i, l in enumerate(lines) if l.startswith(p))
 assert order == sorted(order), order
 PYEOF
 
+if command -v script >/dev/null 2>&1; then
+  check "under a pseudo-terminal: the bar names each part, and rolls through the groups"
+  run_on_tty xterm train "$T/x.npy" -k 256 --strategy hierarchical --iters 5 -o "$T/tty.npy"
+  expect_status 0
+  # The first report of each phase of each part is drawn at once.
+  for want in 'coarse: iteration 1/5 \[' 'routing \[' 'group 1/[0-9]+: iteration 1/5 \[' \
+    'refine pass 1/2 \['; do
+    tr '\r' '\n' <"$T/tty.out" | grep -Eaq "$want" || fail "no bar /$want/ in: $(od -c "$T/tty.out" | head -8)"
+  done
+fi
+
 check "summary and --stats of a hierarchical run"
 grep -Eq '^trained 256 centroids of dimension 8 on [0-9]+ of 20000 rows: hierarchical, objective ' "$OUT" ||
   fail "first summary line: $(head -1 "$OUT")"
