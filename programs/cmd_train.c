@@ -643,8 +643,9 @@ int cli_cmd_train(int argc, char **argv) {
     char why[64];
     printf("strategy: %s", cli_strategy_reason(p->strategy, used, res->k, why, sizeof why));
     if (used == DKM_STRATEGY_HIERARCHICAL) {
-      printf(": %u coarse centroids, %u levels, %u refinement pass%s", res->coarse_k, res->levels,
-             res->refine_passes, res->refine_passes == 1 ? "" : "es");
+      printf(": %u coarse centroid%s, %u levels, %u refinement pass%s", res->coarse_k,
+             res->coarse_k == 1 ? "" : "s", res->levels, res->refine_passes,
+             res->refine_passes == 1 ? "" : "es");
     }
     printf("%s\n", p->balance ? ", balanced" : "");
     printf("cluster sizes: min %llu, max %llu, mean %.1f, imbalance %.3f, empty %u\n",

@@ -339,7 +339,7 @@ static void groups_ended(cli_progress *p, double now) {
     /* Groups seen only through their nested reports are not counted one by
      * one; the count of the level is the number. */
     uint32_t n = p->n_groups > p->groups_done ? p->n_groups : p->groups_done;
-    fprintf(stderr, "trained %u groups in %.2f s\n", n, now - p->groups_start);
+    fprintf(stderr, "trained %u group%s in %.2f s\n", n, n == 1 ? "" : "s", now - p->groups_start);
   }
 }
 

@@ -106,6 +106,21 @@ b, z = stats["balance"], stats["cluster_sizes"]
 assert (b["smallest"], b["largest"], b["empty"]) == (z["min"], z["max"], z["empty"]), (b, z)
 PYEOF
 
+check "--refine 0: no refinement pass, and the groups still end with their total line"
+run train "$T/x.npy" -k 256 --strategy hierarchical --refine 0 --iters 3 -o "$T/c0.npy" \
+  --stats "$T/s0.json"
+expect_status 0
+grep -q '^refine pass' "$ERR" && fail "a refinement pass with --refine 0: $(cat "$ERR")"
+tail -1 "$ERR" | grep -Eq '^trained [0-9]+ groups in [0-9.]+ s$' ||
+  fail "the groups' total line is not the last progress line: $(tail -3 "$ERR")"
+grep -Eq '^strategy: hierarchical \(--strategy\): [0-9]+ coarse centroids, [0-9]+ levels, 0 refinement passes$' "$OUT" ||
+  fail "strategy line with --refine 0: $(grep strategy "$OUT")"
+"$PY" -c "
+import json
+s = json.load(open('$T/s0.json'))
+assert s['hierarchical']['refine_passes'] == 0 and s['n_iter'] == 1, s['hierarchical']
+" || fail "--refine 0 in --stats"
+
 check "info -k: the strategy, coarse k and the arithmetic against flat"
 run info "$T/x.npy" -k 256 --strategy hierarchical
 expect_status 0
