@@ -347,7 +347,8 @@ typedef struct cli_progress {
                             "sampled X of Y rows" tells kept from scanned */
   int shown;             /* a bar is on screen */
   double last_draw;      /* when the bar was last drawn */
-  unsigned phases_drawn; /* bit per dkm_phase (of each dkm_part) already shown */
+  unsigned phases_drawn; /* bit per dkm_phase of each part (whole, coarse,
+                            groups, nested) already shown */
   double phase_start;    /* when the current phase or iteration started */
   double last_call;      /* when the callback was last called */
   int last_finished;     /* and whether that call ended a phase or iteration */
@@ -366,6 +367,7 @@ typedef struct cli_progress {
   double groups_start;      /* when it started */
   double group_start;       /* when the current level-0 group started */
   int group_known;          /* a level-0 group is current */
+  int group_pending;        /* one started that no report named yet */
   uint32_t group, n_groups; /* which */
   uint32_t group_iters;     /* its finished iterations (flat groups) */
   double group_objective;   /* and the last one's objective */

@@ -127,14 +127,21 @@ static int is_pass(dkm_phase phase) {
  * flat run or the hierarchical run's own passes, "coarse: ", "group 17/64: ",
  * and one level down "group 17/64 > coarse: ", "group 17/64 > group 3/8: "
  * or, for that group's own passes, "group 17/64: ". */
+/* A group not named yet (see follow_groups). */
+#define GROUP_UNKNOWN UINT32_MAX
+
 static void part_prefix(const cli_progress *p, const dkm_progress *g, char *buf, size_t size) {
   size_t len = 0;
   buf[0] = '\0';
-  for (uint32_t l = 0; l < g->level && l < CLI_PROGRESS_LEVELS; l++) {
-    if (p->nest[l].n_groups > 0 && len < size) {
-      len += (size_t)snprintf(buf + len, size - len, "group %u/%u > ", p->nest[l].group + 1,
-                              p->nest[l].n_groups);
+  for (uint32_t l = 0; l < g->level && l < CLI_PROGRESS_LEVELS && len < size; l++) {
+    char which[24] = "?", of[24] = "";
+    if (p->nest[l].group != GROUP_UNKNOWN) {
+      snprintf(which, sizeof which, "%u", p->nest[l].group + 1);
     }
+    if (p->nest[l].n_groups > 0) {
+      snprintf(of, sizeof of, "/%u", p->nest[l].n_groups);
+    }
+    len += (size_t)snprintf(buf + len, size - len, "group %s%s > ", which, of);
   }
   if (len >= size) {
     return;
@@ -159,7 +166,11 @@ static double groups_fraction(const cli_progress *p, const dkm_progress *g, doub
                  : 0; /* a nested group's coarse training or routing: its start */
   for (uint32_t l = g->level; l-- > 0;) {
     if (l < CLI_PROGRESS_LEVELS && p->nest[l].n_groups > 0) {
-      f = ((double)p->nest[l].group + f) / (double)p->nest[l].n_groups;
+      /* A level-0 group not named yet comes after those done. */
+      uint32_t j = p->nest[l].group != GROUP_UNKNOWN ? p->nest[l].group
+                   : l == 0                          ? p->groups_done
+                                                     : 0;
+      f = ((double)j + f) / (double)p->nest[l].n_groups;
     }
   }
   return f;
@@ -205,8 +216,10 @@ static void draw_bar(cli_progress *p, const dkm_progress *g, double now) {
     /* The bar and its ETA are those of the whole groups stage, from how
      * many groups are done: a single group's ETA says little when there
      * are thousands. Within a group, its iterations count; its sampling
-     * and initialisation are its start. */
-    double inner = g->phase == DKM_PHASE_ITERATE && g->max_iter > 0
+     * and initialisation are its start, and the refinement of a group
+     * trained hierarchically in turn comes after all of its own groups. */
+    double inner = g->phase == DKM_PHASE_REFINE ? 1
+                   : g->phase == DKM_PHASE_ITERATE && g->max_iter > 0
                        ? ((double)g->iteration + frac) / (double)g->max_iter
                        : 0;
     shown = groups_fraction(p, g, inner);
@@ -335,6 +348,8 @@ static void groups_ended(cli_progress *p, double now) {
   }
   group_ended(p, now);
   p->in_groups = 0;
+  p->group_pending = 0;
+  memset(p->nest, 0, sizeof p->nest);
   if (p->mode == CLI_PROGRESS_PLAIN) {
     /* Groups seen only through their nested reports are not counted one by
      * one; the count of the level is the number. */
@@ -345,12 +360,28 @@ static void groups_ended(cli_progress *p, double now) {
 
 /* Follows the groups of a hierarchical run: which group each level is in,
  * and where the level-0 groups start and end. start is when the work this
- * report is about started. */
-static void follow_groups(cli_progress *p, const dkm_progress *g, double start) {
+ * report is about started; prev the report before. */
+static void follow_groups(cli_progress *p, const dkm_progress *g, double start,
+                          const cli_progress_key *prev) {
   if (!in_groups_stage(g)) {
     /* The groups ended when this report's work started. */
     groups_ended(p, start);
     return;
+  }
+  if (g->level == 1 && g->part == DKM_PART_COARSE &&
+      (prev->level == 0 || (prev->level == 1 && prev->part == DKM_PART_GROUP))) {
+    /* A group trained hierarchically in turn starts with its coarse
+     * training, one level down, and no report names the group before its
+     * routing: the group before (flat, or hierarchical and then last seen
+     * in its own groups or refinement) has ended, and this one is "?"
+     * until then. */
+    group_ended(p, start);
+    p->nest[0].group = GROUP_UNKNOWN;
+    for (uint32_t l = 1; l < CLI_PROGRESS_LEVELS; l++) {
+      p->nest[l].n_groups = 0;
+    }
+    p->group_start = start;
+    p->group_pending = 1;
   }
   if (g->part == DKM_PART_GROUP && g->level < CLI_PROGRESS_LEVELS &&
       (p->nest[g->level].group != g->group || p->nest[g->level].n_groups != g->n_groups)) {
@@ -365,13 +396,15 @@ static void follow_groups(cli_progress *p, const dkm_progress *g, double start) 
     p->groups_start = start;
     p->groups_done = 0;
   }
-  if (p->nest[0].n_groups > 0 &&
+  if (p->nest[0].n_groups > 0 && p->nest[0].group != GROUP_UNKNOWN &&
       (!p->group_known || p->group != p->nest[0].group || p->n_groups != p->nest[0].n_groups)) {
     group_ended(p, start);
     p->group_known = 1;
     p->group = p->nest[0].group;
     p->n_groups = p->nest[0].n_groups;
-    p->group_start = start;
+    /* A group named late started with its coarse training. */
+    p->group_start = p->group_pending ? p->group_start : start;
+    p->group_pending = 0;
     p->group_iters = 0;
     p->group_objective = NAN;
   }
@@ -391,6 +424,7 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
   }
   double now = cli_now();
   cli_progress_key k = key_of(g);
+  cli_progress_key prev = p->last;
   /* The library may report a phase or an iteration only when it ends; it
    * started when the previous one ended. */
   double start = p->last_finished ? p->last_call : now;
@@ -403,7 +437,7 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
     p->last = k;
     p->phase_start = start;
   }
-  follow_groups(p, g, p->phase_start);
+  follow_groups(p, g, p->phase_start, &prev);
   int finished = g->done >= g->total;
   p->last_call = now;
   p->last_finished = finished;
@@ -414,9 +448,10 @@ int cli_progress_callback(void *user, const dkm_progress *g) {
   if (p->mode == CLI_PROGRESS_TTY) {
     /* At most ten redraws a second, however short the iterations (a run of
      * thousands of tiny ones must not flood the terminal), except that the
-     * first report of each phase of each part (coarse, groups) is shown
-     * at once. */
-    unsigned n = (unsigned)g->part * 8 + (unsigned)g->phase;
+     * first report of each phase of each part (coarse, groups, and
+     * anything nested one level down or more) is shown at once. */
+    unsigned part = g->level > 0 ? 3 : (unsigned)g->part;
+    unsigned n = part * 8 + (unsigned)g->phase;
     unsigned bit = (unsigned)g->phase < 8 && n < 32 ? 1u << n : 0;
     if ((bit != 0 && (p->phases_drawn & bit) == 0) || now - p->last_draw >= REDRAW_SECONDS) {
       p->phases_drawn |= bit;

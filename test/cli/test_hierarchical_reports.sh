@@ -121,6 +121,40 @@ s = json.load(open('$T/s0.json'))
 assert s['hierarchical']['refine_passes'] == 0 and s['n_iter'] == 1, s['hierarchical']
 " || fail "--refine 0 in --stats"
 
+check "groups trained hierarchically in turn: no line of theirs but their group's, nesting on the bar"
+# A tight blob of 12,000 rows among 8,000 spread ones: its group's share of
+# k = 8192 is above 4096, so that group is trained hierarchically in turn.
+"$PY" - "$T/n.npy" <<'PYEOF'
+import sys
+import numpy as np
+rng = np.random.default_rng(5)
+x = np.concatenate([rng.normal(0, 0.01, (12000, 4)), rng.uniform(-1000, 1000, (8000, 4))])
+np.save(sys.argv[1], x[rng.permutation(len(x))].astype(np.float32))
+PYEOF
+run train "$T/n.npy" -k 8192 --iters 3 -o "$T/nc.npy" --stats "$T/ns.json"
+expect_status 0
+"$PY" - "$ERR" "$T/ns.json" <<'PYEOF' || fail "nested groups: $(cat "$ERR")"
+import json, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+h = json.load(open(sys.argv[2]))["hierarchical"]
+assert h["levels"] >= 3, h  # else this checks nothing nested
+routed = next(i for i, l in enumerate(lines) if l.startswith("routed "))
+after = lines[routed + 1:]
+groups = [l for l in after if l.startswith("group ")]
+assert 2 <= len(groups) <= 12, groups
+assert all(re.match(r"group \d+/%d: " % h["coarse_k"], l) for l in groups), groups
+assert f"trained {h['coarse_k']} groups" in after[len(groups)], after
+rest = after[len(groups) + 1:]
+assert [l.split(":")[0] for l in rest] == ["refine pass 1/2", "refine pass 2/2"], rest
+PYEOF
+if command -v script >/dev/null 2>&1; then
+  run_on_tty xterm train "$T/n.npy" -k 8192 --iters 3 -o "$T/nc.npy"
+  expect_status 0
+  # The first report from one level down is drawn at once.
+  tr '\r' '\n' <"$T/tty.out" | grep -Eaq 'group [0-9?]+(/[0-9]+)? > (coarse|group [0-9]+/[0-9]+): ' ||
+    fail "no nested label on the bar: $(tr '\r' '\n' <"$T/tty.out" | grep -a group | head -5)"
+fi
+
 check "info -k: the strategy, coarse k and the arithmetic against flat"
 run info "$T/x.npy" -k 256 --strategy hierarchical
 expect_status 0
