@@ -73,18 +73,12 @@ static int print_json(const info_args *a, const dkm_source *src, const dkm_plan 
     json_object_set_new(o, "disk_mode_bytes", cli_json_u64(plan->disk_mode_bytes));
     json_object_set_new(o, "memory_limit", cli_json_u64(plan->memory_limit));
     json_object_set_new(o, "memory_limit_source", json_string(plan->memory_limit_source));
-    /* The strategy's fields are null where the library left them unknown
-     * (0). */
     json_object_set_new(o, "strategy_requested", json_string(dkm_strategy_name(p->strategy)));
-    json_object_set_new(o, "strategy",
-                        plan->strategy != DKM_STRATEGY_AUTO
-                            ? json_string(dkm_strategy_name(plan->strategy))
-                            : json_null());
+    json_object_set_new(o, "strategy", json_string(dkm_strategy_name(plan->strategy)));
     json_object_set_new(o, "refine", cli_json_u64(p->refine));
     json_object_set_new(o, "coarse_k", cli_json_u64(plan->coarse_k));
-    json_object_set_new(o, "flops", plan->flops > 0 ? json_real(plan->flops) : json_null());
-    json_object_set_new(o, "flat_flops",
-                        plan->flat_flops > 0 ? json_real(plan->flat_flops) : json_null());
+    json_object_set_new(o, "flops", json_real(plan->flops));
+    json_object_set_new(o, "flat_flops", json_real(plan->flat_flops));
     json_object_set_new(root, "plan", o);
   } else {
     json_object_set_new(root, "plan", json_null());
@@ -135,27 +129,22 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
          p->storage == DKM_STORAGE_AUTO ? "auto would choose:" : "storage (forced):",
          dkm_storage_name(plan->storage),
          plan->from_source ? " (training reads the input file directly)" : "");
-  /* A library that leaves the strategy unknown (AUTO) prices nothing. */
-  if (plan->strategy != DKM_STRATEGY_AUTO) {
-    char why[64];
-    printf("%-19s %s\n",
-           "strategy:", cli_strategy_reason(p->strategy, plan->strategy, p->k, why, sizeof why));
-  }
+  char why[64];
+  printf("%-19s %s\n",
+         "strategy:", cli_strategy_reason(p->strategy, plan->strategy, p->k, why, sizeof why));
   if (plan->coarse_k > 0) {
     printf("%-19s %u\n", "coarse k:", plan->coarse_k);
   }
-  if (plan->flops > 0) {
-    printf("%-19s %.2g flops", "arithmetic:", plan->flops);
-    if (plan->strategy == DKM_STRATEGY_HIERARCHICAL && plan->flat_flops > 0) {
-      double ratio = plan->flat_flops / plan->flops;
-      if (ratio >= 1) {
-        printf(", %.3gx less than flat (%.2g)", ratio, plan->flat_flops);
-      } else {
-        printf(", %.3gx more than flat (%.2g)", 1 / ratio, plan->flat_flops);
-      }
+  printf("%-19s %.2g flops", "arithmetic:", plan->flops);
+  if (plan->strategy == DKM_STRATEGY_HIERARCHICAL && plan->flops > 0) {
+    double ratio = plan->flat_flops / plan->flops;
+    if (ratio >= 1) {
+      printf(", %.3gx less than flat (%.2g)", ratio, plan->flat_flops);
+    } else {
+      printf(", %.3gx more than flat (%.2g)", 1 / ratio, plan->flat_flops);
     }
-    printf("\n");
   }
+  printf("\n");
 }
 
 int cli_cmd_info(int argc, char **argv) {

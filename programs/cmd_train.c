@@ -160,11 +160,6 @@ static int parse_args(int argc, char **argv, train_args *a) {
 
 /* --- the JSON report ------------------------------------------------------ */
 
-/* What the library used: a library that does not say trained flat. */
-static dkm_strategy used_strategy(const dkm_result *res) {
-  return res->strategy == DKM_STRATEGY_HIERARCHICAL ? DKM_STRATEGY_HIERARCHICAL : DKM_STRATEGY_FLAT;
-}
-
 /* The wall time of the command in parts that add up. The library reports
  * the time of some stages inside its whole call (train_seconds): flat, the
  * sample and the init, and the rest of the call is the iterations (and the
@@ -192,7 +187,7 @@ static void split_time(const dkm_result *res, double labels_seconds, double wall
   memset(out, 0, sizeof *out);
   add_part(out, "sample", res->sample_seconds);
   double reported = res->sample_seconds;
-  if (used_strategy(res) == DKM_STRATEGY_HIERARCHICAL) {
+  if (res->strategy == DKM_STRATEGY_HIERARCHICAL) {
     add_part(out, "coarse", res->coarse_seconds);
     add_part(out, "route", res->route_seconds);
     add_part(out, "groups", res->groups_seconds);
@@ -241,11 +236,6 @@ static json_t *balance_json(const dkm_balance *b) {
   json_object_set_new(o, "largest", cli_json_u64(b->largest));
   json_object_set_new(o, "empty", cli_json_u64(b->empty));
   return o;
-}
-
-/* An unknown number (0) as null. */
-static json_t *jreal_known(double v) {
-  return v != 0 ? jreal(v) : json_null();
 }
 
 typedef struct train_report {
@@ -304,19 +294,15 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(plan, "spill_bytes", cli_json_u64(r->plan->spill_bytes));
   json_object_set_new(plan, "memory_mode_bytes", cli_json_u64(r->plan->memory_mode_bytes));
   json_object_set_new(plan, "disk_mode_bytes", cli_json_u64(r->plan->disk_mode_bytes));
-  /* null where the library left them unknown (0). */
-  json_object_set_new(plan, "strategy",
-                      r->plan->strategy != DKM_STRATEGY_AUTO
-                          ? jstr(dkm_strategy_name(r->plan->strategy))
-                          : json_null());
+  json_object_set_new(plan, "strategy", jstr(dkm_strategy_name(r->plan->strategy)));
   json_object_set_new(plan, "coarse_k", cli_json_u64(r->plan->coarse_k));
-  json_object_set_new(plan, "flops", jreal_known(r->plan->flops));
-  json_object_set_new(plan, "flat_flops", jreal_known(r->plan->flat_flops));
+  json_object_set_new(plan, "flops", jreal(r->plan->flops));
+  json_object_set_new(plan, "flat_flops", jreal(r->plan->flat_flops));
   json_object_set_new(root, "plan", plan);
 
-  json_object_set_new(root, "strategy", jstr(dkm_strategy_name(used_strategy(res))));
+  json_object_set_new(root, "strategy", jstr(dkm_strategy_name(res->strategy)));
   json_t *hier = json_null();
-  if (used_strategy(res) == DKM_STRATEGY_HIERARCHICAL) {
+  if (res->strategy == DKM_STRATEGY_HIERARCHICAL) {
     hier = json_object();
     json_object_set_new(hier, "coarse_k", cli_json_u64(res->coarse_k));
     json_object_set_new(hier, "levels", cli_json_u64(res->levels));
@@ -442,7 +428,7 @@ typedef struct train_state {
   dkm_result *result;
   float *init;
   uint64_t *label_counts;
-  dkm_balance balance, label_balance;
+  dkm_balance label_balance;
   cli_outfile centroids;
   cli_npy_map labels;
   cli_outfile stats;
@@ -565,12 +551,6 @@ int cli_cmd_train(int argc, char **argv) {
   }
   cli_progress_trained(&t.progress);
   const dkm_result *res = t.result;
-  /* k >= 1, so a balance the library filled in has a largest cluster or an
-   * empty one. */
-  t.balance = res->balance;
-  if (t.balance.largest == 0 && t.balance.empty == 0) {
-    dkm_balance_of(res->cluster_sizes, res->k, &t.balance);
-  }
 
   double labels_seconds = 0;
   cli_sizes label_sizes;
@@ -610,7 +590,7 @@ int cli_cmd_train(int argc, char **argv) {
       .result = res,
       .sizes = &sizes,
       .label_sizes = a.labels != NULL ? &label_sizes : NULL,
-      .balance = &t.balance,
+      .balance = &res->balance,
       .label_balance = a.labels != NULL ? &t.label_balance : NULL,
       .plan = &plan,
       .labels_seconds = labels_seconds,
@@ -632,7 +612,7 @@ int cli_cmd_train(int argc, char **argv) {
   }
 
   if (!a.common.quiet) {
-    dkm_strategy used = used_strategy(res);
+    dkm_strategy used = res->strategy; /* FLAT or HIERARCHICAL */
     printf("trained %u centroids of dimension %u on %llu of %llu rows: ", res->k, res->dim,
            (unsigned long long)res->sample_rows, (unsigned long long)res->rows);
     if (used == DKM_STRATEGY_HIERARCHICAL) {
@@ -651,7 +631,7 @@ int cli_cmd_train(int argc, char **argv) {
     printf("cluster sizes: min %llu, max %llu, mean %.1f, imbalance %.3f, empty %u\n",
            (unsigned long long)sizes.min, (unsigned long long)sizes.max, sizes.mean,
            sizes.imbalance, sizes.k - sizes.used);
-    print_balance(&t.balance);
+    print_balance(&res->balance);
     if (res->distinct_rows != 0)
       printf("note: only %u distinct rows in the sample; %u clusters stay empty\n",
              res->distinct_rows, res->k - res->distinct_rows);

@@ -31,10 +31,10 @@ for name, asked, refine in (("none", "auto", 2), ("auto", "auto", 2), ("flat", "
     assert s["params"]["strategy"] == asked, (name, s["params"])
     assert s["params"]["refine"] == refine and s["params"]["balance"] is False, (name, s["params"])
     assert s["strategy"] == "flat" and s["hierarchical"] is None, (name, s["strategy"])
-    # The planner's fields: null (or 0) until the library prices them,
-    # then flat at this k.
+    # The planner's price: flat at this k.
     plan = s["plan"]
-    assert plan["strategy"] in (None, "flat") and plan["coarse_k"] == 0, (name, plan)
+    assert plan["strategy"] == "flat" and plan["coarse_k"] == 0, (name, plan)
+    assert plan["flops"] == plan["flat_flops"] > 0, (name, plan)
     assert "init" in s["seconds"] and "coarse" not in s["seconds"], (name, s["seconds"])
 PYEOF
 
@@ -48,19 +48,18 @@ import json
 assert json.load(open('$T/b.json'))['params']['balance'] is True
 " || fail "params.balance is not true"
 
-check "info -k: the strategy lines, when the library prices them, say flat"
+check "info -k: the strategy is flat, with no coarse k"
 run info "$T/x.npy" -k 16
 expect_status 0
-if grep -q '^strategy:' "$OUT"; then
-  grep -qx 'strategy: *flat (auto: k < 4096)' "$OUT" || fail "info strategy: $(grep strategy "$OUT")"
-  grep -q '^coarse k:' "$OUT" && fail "coarse k shown for flat: $(cat "$OUT")"
-fi
+grep -qx 'strategy: *flat (auto: k < 4096)' "$OUT" || fail "info strategy: $(grep strategy "$OUT")"
+grep -Eqx 'arithmetic: +[0-9.e+]+ flops' "$OUT" || fail "info arithmetic: $(grep arithmetic "$OUT")"
+grep -q '^coarse k:' "$OUT" && fail "coarse k shown for flat: $(cat "$OUT")"
 run info "$T/x.npy" -k 16 --strategy flat --refine 3 --json
 expect_status 0
 "$PY" -c "
 import json
 p = json.load(open('$OUT'))['plan']
 assert p['strategy_requested'] == 'flat' and p['refine'] == 3, p
-assert p['strategy'] in (None, 'flat') and p['coarse_k'] == 0, p
+assert p['strategy'] == 'flat' and p['coarse_k'] == 0, p
 " || fail "info --json strategy fields: $(cat "$OUT")"
 finish
