@@ -397,12 +397,13 @@ typedef struct dkm_params {
   dkm_strategy strategy; /* default DKM_STRATEGY_AUTO */
   uint32_t refine;       /* hierarchical: refinement passes after the groups;
                             default 2; 0 keeps the groups' centroids */
-  int balance;           /* non-zero: balance the partitions. Every Lloyd
-                            pass (flat, groups, refinement) then adds to each
-                            centroid's distances a price that rises while
-                            its cluster is above the mean size and falls
-                            while below, from the previous pass's sizes
-                            (deterministic); default 0 */
+  int balance;           /* non-zero: balance the partitions. Every update
+                            but the last (flat, groups, refinement) moves
+                            the centroids of clusters below 0.7x the mean
+                            size to split the clusters above 1.5x, one for
+                            one, largest and smallest first (sizes decide:
+                            deterministic); hierarchical quotas go by group
+                            size. Default 0 */
 } dkm_params;
 
 /** Fills params with the defaults above (k = 0: the caller must set k). */
