@@ -613,6 +613,10 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
   *carry += q - kept;
   *used += kept;
   *objective += r->objective;
+  /* The result's first entry takes the groups' last passes together. */
+  const dkm_iter_stats *last = &r->iters[r->n_iter - 1];
+  h->res->iters[0].repaired += last->repaired;
+  h->res->iters[0].rebalanced += last->rebalanced;
   h->res->init_seconds += r->init_seconds;
   h->res->spill_bytes += r->spill_bytes;
   dkm_result_free(r);
@@ -701,6 +705,7 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   uint32_t carry = 0, used = 0;
   double objective = 0;
   h->levels = 2;
+  memset(&res->iters[0], 0, sizeof res->iters[0]);
   for (uint32_t g = 0; g < kc && s == DKM_OK; g++)
     s = train_group(h, &sp, g, &carry, &used, &objective);
   if (s != DKM_OK)
