@@ -552,24 +552,27 @@ typedef struct hier_run {
   const dkm_params *params;
   dkm_result *res;
   uint32_t k, dim, kc;
-  float *coarse;    /* kc * dim */
-  uint32_t *quota;  /* kc */
-  uint32_t *first;  /* kc + 1: fine centroids of each group */
-  uint64_t *gsizes; /* kc */
-  float *fine;      /* k * dim, group after group */
-  uint64_t *sizes;  /* k: each fine cluster's rows in its group's last pass */
+  float *coarse;      /* kc * dim */
+  uint32_t *quota;    /* kc */
+  uint32_t *first;    /* kc + 1: fine centroids of each group */
+  uint64_t *gsizes;   /* kc: rows of each group, 0 once its distinct rows are known */
+  uint32_t *distinct; /* kc: a group's distinct rows where fewer than its quota, else 0 */
+  float *fine;        /* k * dim, group after group */
+  uint64_t *sizes;    /* k: each fine cluster's rows in its group's last pass */
   dkm__groups *groups;
   uint32_t levels;
 } hier_run;
 
 /* Trains group g into its quota, possibly with more from earlier groups
  * that could not use all of theirs (*carry), and keeps its centroids at
- * the end of the ones so far (*used). */
+ * the end of the ones so far (*used). A group found to hold fewer distinct
+ * rows than that gets them recorded (and *found set). */
 static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t g, uint32_t *carry,
-                              uint32_t *used, double *objective) {
+                              uint32_t *used, double *objective, int *found) {
   const dkm_params *p = h->params;
   uint64_t n = dkm__groups_rows(h->groups, g);
-  uint32_t extra = (uint32_t)DKM__MIN((uint64_t)*carry, n - h->quota[g]);
+  /* A group whose distinct rows are known takes exactly that many. */
+  uint32_t extra = h->distinct[g] != 0 ? 0 : (uint32_t)DKM__MIN((uint64_t)*carry, n - h->quota[g]);
   uint32_t q = h->quota[g] + extra;
   *carry -= extra;
   h->first[g] = *used;
@@ -610,6 +613,11 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
     h->sizes[*used + kept] = r->cluster_sizes[c];
     kept++;
   }
+  if (kept < q && h->distinct[g] == 0) {
+    h->distinct[g] = kept;
+    h->gsizes[g] = 0;
+    *found = 1;
+  }
   *carry += q - kept;
   *used += kept;
   *objective += r->objective;
@@ -644,10 +652,13 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   h->quota = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(uint32_t), "the quotas");
   h->first = dkm__alloc_or_fail(ctx, ((size_t)kc + 1) * sizeof(uint32_t), "the groups' ranges");
   h->gsizes = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(uint64_t), "the group sizes");
+  h->distinct = dkm__calloc(ctx, kc, sizeof(uint32_t));
+  if (h->distinct == NULL)
+    dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the groups' distinct rows");
   h->fine = dkm__alloc_aligned(ctx, (size_t)k * dim * sizeof(float), "the fine centroids");
   h->sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
   if (h->coarse == NULL || h->quota == NULL || h->first == NULL || h->gsizes == NULL ||
-      h->fine == NULL || h->sizes == NULL)
+      h->distinct == NULL || h->fine == NULL || h->sizes == NULL)
     return DKM_ERR_NOMEM;
 
   /* 1. The sample. */
@@ -701,15 +712,48 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   t0 = dkm__now();
   for (uint32_t g = 0; g < kc; g++)
     h->gsizes[g] = dkm__groups_rows(h->groups, g);
-  dkm__quotas(k, h->gsizes, kc, h->quota);
-  uint32_t carry = 0, used = 0;
-  double objective = 0;
-  h->levels = 2;
-  memset(&res->iters[0], 0, sizeof res->iters[0]);
-  for (uint32_t g = 0; g < kc && s == DKM_OK; g++)
-    s = train_group(h, &sp, g, &carry, &used, &objective);
-  if (s != DKM_OK)
-    return s;
+  /* Quota that a group with fewer distinct rows than its quota cannot use
+   * goes to the groups after it. Where that leaves some unused while other
+   * groups might have used it, every group is trained again: the ones whose
+   * distinct rows are known get exactly that many centroids, the others
+   * share the rest by size. Only data with many copies of few rows pays
+   * for this; each round learns about one group more at least. */
+  uint32_t carry, used;
+  double objective;
+  for (;;) {
+    uint64_t m_left = 0;
+    uint32_t k_left = k;
+    for (uint32_t g = 0; g < kc; g++) {
+      m_left += h->gsizes[g];
+      k_left -= h->distinct[g];
+    }
+    uint32_t k_share = (uint32_t)DKM__MIN((uint64_t)k_left, m_left);
+    memset(h->quota, 0, (size_t)kc * sizeof(uint32_t));
+    if (k_share > 0)
+      dkm__quotas(k_share, h->gsizes, kc, h->quota);
+    for (uint32_t g = 0; g < kc; g++)
+      if (h->distinct[g] != 0)
+        h->quota[g] = h->distinct[g];
+    carry = used = 0;
+    objective = 0;
+    h->levels = 2;
+    memset(&res->iters[0], 0, sizeof res->iters[0]);
+    int found = 0;
+    for (uint32_t g = 0; g < kc && s == DKM_OK; g++)
+      s = train_group(h, &sp, g, &carry, &used, &objective, &found);
+    if (s != DKM_OK)
+      return s;
+    if (used == k || !found)
+      break;
+    /* Again only if the other groups have rows left for more centroids. */
+    uint64_t open = 0, known = 0;
+    for (uint32_t g = 0; g < kc; g++) {
+      open += h->gsizes[g];
+      known += h->distinct[g];
+    }
+    if (open <= used - known)
+      break;
+  }
   h->first[kc] = used;
   /* Quota that no group could use: clusters left empty (the sample has
    * fewer distinct rows than k), at the end of the last group with
@@ -808,6 +852,7 @@ dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_s
   dkm__free(ctx, h.quota);
   dkm__free(ctx, h.first);
   dkm__free(ctx, h.gsizes);
+  dkm__free(ctx, h.distinct);
   dkm__free_aligned(ctx, h.fine);
   dkm__free(ctx, h.sizes);
   dkm__groups_free(h.groups);
@@ -838,7 +883,7 @@ static dkm_status plan_mode(dkm_ctx *ctx, const dkm_params *params, const dkm_so
   /* Kept from the groups to the end: the fine centroids and sizes, the
    * coarse centroids and the groups' bookkeeping. */
   uint64_t kept = (uint64_t)k * (dim * sizeof(float) + sizeof(uint64_t)) +
-                  (uint64_t)kc * (dim * sizeof(float) + 2 * sizeof(uint32_t) + sizeof(uint64_t));
+                  (uint64_t)kc * (dim * sizeof(float) + 3 * sizeof(uint32_t) + sizeof(uint64_t));
   uint64_t grouped = (memory ? sample : 0) + dkm__groups_overhead_bytes(m, dim, kc);
   uint64_t drawn = memory && !sp.from_source ? sample : 0; /* the sample until routed */
   uint64_t gather = sp.gather_block_rows * (dim * sizeof(float) + sizeof(uint32_t));

@@ -449,6 +449,59 @@ static void k_close_to_the_rows(void **state) {
   assert_int_equal(a.live, 0);
 }
 
+/* Groups of copies of one row beside one group of many distinct rows:
+ * the quota the copies cannot use goes to rows that can use it, so no
+ * cluster stays empty while the sample has more distinct rows than k. */
+static void a_group_with_fewer_distinct_rows_than_its_quota(void **state) {
+  (void)state;
+  enum { POINTS = 9, COPIES = 1000, SPREAD = 2000, ROWS = POINTS * COPIES + SPREAD, K = 100 };
+  float *x = malloc(sizeof(float) * ROWS * D);
+  assert_non_null(x);
+  uint64_t rng = 11;
+  /* Nine far-apart points, each repeated; then 2000 distinct rows around
+   * the origin. Interleaved so every group fills as the rows come. */
+  float points[POINTS][D];
+  for (int q = 0; q < POINTS; q++)
+    for (int j = 0; j < D; j++)
+      points[q][j] = (float)(1000.0 * (j == q ? 1 : 0) + 100.0 * (q + 1));
+  int spread = 0, copies[POINTS] = {0};
+  for (int i = 0; i < ROWS; i++) {
+    float *row = x + (size_t)i * D;
+    int q = (int)(dkm_test_rand(&rng) % (POINTS + 2));
+    if (q < POINTS && copies[q] < COPIES) {
+      memcpy(row, points[q], sizeof(float) * D);
+      copies[q]++;
+    } else if (spread < SPREAD) {
+      for (int j = 0; j < D; j++)
+        row[j] = (float)dkm_test_normal(&rng);
+      spread++;
+    } else {
+      i--; /* that kind is full: draw again */
+    }
+  }
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  for (uint64_t seed = 1; seed <= 8; seed++) {
+    dkm_params p;
+    hier_params(&p, K);
+    p.seed = seed;
+    p.max_iter = 20;
+    dkm_result *r = dkm_test_train_rows(ctx, &p, x, ROWS, D);
+    assert_int_equal(r->coarse_k, 10);
+    check_result(r, ROWS);
+    if (r->balance.empty != 0 || r->distinct_rows != 0)
+      fail_msg("seed %llu: %u clusters empty, distinct_rows %u, with %d distinct rows for k %d",
+               (unsigned long long)seed, r->balance.empty, r->distinct_rows, POINTS + SPREAD, K);
+    /* Each point on its own centroid, with all its copies. */
+    for (int q = 0; q < POINTS; q++)
+      assert_true(has_centroid(r, points[q]));
+    dkm_result_free(r);
+  }
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
+  free(x);
+}
+
 /* k = 1, 2, 3 (coarse_k 1, 1, 2); k = 1 is flat training's one centroid,
  * the mean of the rows, bit for bit. */
 static void tiny_k(void **state) {
@@ -835,6 +888,7 @@ int main(void) {
       cmocka_unit_test(fewer_distinct_rows_than_k),
       cmocka_unit_test(heavy_duplicates),
       cmocka_unit_test(k_close_to_the_rows),
+      cmocka_unit_test(a_group_with_fewer_distinct_rows_than_its_quota),
       cmocka_unit_test(tiny_k),
       cmocka_unit_test(no_refinement),
       cmocka_unit_test(balance_evens_the_partitions),
