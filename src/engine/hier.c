@@ -884,12 +884,19 @@ static dkm_status plan_mode(dkm_ctx *ctx, const dkm_params *params, const dkm_so
    * coarse centroids and the groups' bookkeeping. */
   uint64_t kept = (uint64_t)k * (dim * sizeof(float) + sizeof(uint64_t)) +
                   (uint64_t)kc * (dim * sizeof(float) + 3 * sizeof(uint32_t) + sizeof(uint64_t));
+  kept += (uint64_t)k * (dim * sizeof(float) + sizeof(uint64_t)); /* the result's, from the start */
   uint64_t grouped = (memory ? sample : 0) + dkm__groups_overhead_bytes(m, dim, kc);
   uint64_t drawn = memory && !sp.from_source ? sample : 0; /* the sample until routed */
   uint64_t gather = sp.gather_block_rows * (dim * sizeof(float) + sizeof(uint32_t));
   /* Routing streams the sample through the engine's blocks. */
   uint64_t route_bytes = drawn + grouped + 2 * sp.block_rows * dim * sizeof(float) +
                          sp.block_rows * (sizeof(int32_t) + sizeof(float));
+  /* ... and labels them with the coarse kernel: its packed centroids and a
+   * scratch per worker. */
+  const uint64_t rtr = dkm__tile_rows(kc, dim);
+  route_bytes += (dkm__packed_floats(kc, dim) +
+                  (uint64_t)w * (rtr * dkm__tile_cols(kc, dim) + 2 * rtr + dim)) *
+                 sizeof(float);
   /* The refinement: a trainer over all k centroids reading the groups,
    * plus the groups' kernels and the per-worker scores of the coarse
    * centroids. A group's training needs less (a trainer of its quota). */

@@ -828,6 +828,68 @@ static void allocation_failures_leak_nothing(void **state) {
   free(dir);
 }
 
+/* --- 8. the plan --------------------------------------------------------------- */
+
+static void plan_prices_hierarchical_training(void **state) {
+  (void)state;
+  char *dir = dkm_test_mkdtemp("hier-plan");
+  assert_non_null(dir);
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  dkm_source *src;
+  assert_int_equal(dkm_source_from_memory(ctx, blobs, DKM_DTYPE_F32, N, D, &src), DKM_OK);
+  const struct {
+    dkm_storage storage;
+    uint64_t mppc;
+    dkm_init init;
+    uint32_t threads;
+  } cases[] = {
+      {DKM_STORAGE_MEMORY, 0, DKM_INIT_KMEANSPP, 2},
+      {DKM_STORAGE_MEMORY, 50, DKM_INIT_RANDOM, 1},
+      {DKM_STORAGE_DISK, 0, DKM_INIT_KMEANSPP, 2},
+      {DKM_STORAGE_DISK, 50, DKM_INIT_RANDOM, 3},
+      {DKM_STORAGE_DISK, 0, DKM_INIT_GREEDY_KMEANSPP, 2},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    dkm_params p;
+    hier_params(&p, 400);
+    p.storage = cases[c].storage;
+    p.max_points_per_centroid = cases[c].mppc;
+    p.init = cases[c].init;
+    p.n_threads = cases[c].threads;
+    p.max_iter = 4;
+    p.tmp_dir = dir;
+    dkm_plan plan;
+    assert_int_equal(dkm_plan_training(ctx, &p, src, &plan), DKM_OK);
+    assert_int_equal(plan.strategy, DKM_STRATEGY_HIERARCHICAL);
+    assert_int_equal(plan.coarse_k, 20);
+    assert_true(plan.flops > 0);
+    assert_true(plan.flops < plan.flat_flops / 4);
+    a.peak_bytes = a.bytes;
+    long long before = a.bytes;
+    dkm_result *r = dkm_test_train(ctx, &p, src);
+    double peak = (double)(a.peak_bytes - before);
+    assert_int_equal(plan.storage, r->storage);
+    assert_int_equal(plan.sample_rows, r->sample_rows);
+    assert_int_equal(plan.spill_bytes, r->spill_bytes);
+    double planned =
+        (double)(p.storage == DKM_STORAGE_DISK ? plan.disk_mode_bytes : plan.memory_mode_bytes);
+    print_message("case %zu: peak %.0f planned %.0f (%.2f)\n", c, peak, planned, planned / peak);
+    if (peak > planned)
+      fail_msg("case %zu: training allocated %.0f bytes at its peak, planned %.0f", c, peak,
+               planned);
+    if (planned > 4 * peak)
+      fail_msg("case %zu: planned %.0f bytes, more than 4 x the %.0f allocated", c, planned, peak);
+    dkm_result_free(r);
+    assert_int_equal(dkm_test_count_entries(dir), 0);
+  }
+  dkm_source_close(src);
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
+  dkm_test_rmtree(dir);
+  free(dir);
+}
+
 /* --- 9. given centroids ---------------------------------------------------------- */
 
 static void given_centroids_need_flat_training(void **state) {
@@ -894,6 +956,7 @@ int main(void) {
       cmocka_unit_test(balance_evens_the_partitions),
       cmocka_unit_test(cancel_in_every_phase),
       cmocka_unit_test(allocation_failures_leak_nothing),
+      cmocka_unit_test(plan_prices_hierarchical_training),
       cmocka_unit_test(given_centroids_need_flat_training),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
