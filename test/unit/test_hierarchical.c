@@ -517,7 +517,7 @@ static void a_group_with_fewer_distinct_rows_than_its_quota(void **state) {
     if (r->balance.empty != 0 || r->distinct_rows != 0)
       fail_msg("seed %llu: %u clusters empty, distinct_rows %u, with %d distinct rows for k %d",
                (unsigned long long)seed, r->balance.empty, r->distinct_rows, POINTS + SPREAD, K);
-    /* Each point on its own centroid, with all its copies. */
+    /* Each point keeps a centroid of its own. */
     for (int q = 0; q < POINTS; q++)
       assert_true(has_centroid(r, points[q]));
     dkm_result_free(r);
