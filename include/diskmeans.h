@@ -454,11 +454,13 @@ DKM_API dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, con
 /* ------------------------------------------------------------------------ */
 
 typedef struct dkm_iter_stats {
-  double objective;  /* sum of distances of the sample rows to the centroids
-                        this iteration assigned them to */
-  double seconds;    /* wall time of the iteration */
-  uint32_t repaired; /* empty clusters repaired by splitting */
-  double imbalance;  /* k * sum(size^2) / n^2; 1 is perfectly balanced */
+  double objective;    /* sum of distances of the sample rows to the centroids
+                          this iteration assigned them to */
+  double seconds;      /* wall time of the iteration */
+  uint32_t repaired;   /* empty clusters repaired by splitting */
+  uint32_t rebalanced; /* params.balance: small clusters moved to split
+                          large ones after this iteration */
+  double imbalance;    /* k * sum(size^2) / n^2; 1 is perfectly balanced */
 } dkm_iter_stats;
 
 /** How even the partitions are (from cluster sizes). */
@@ -506,14 +508,14 @@ typedef struct dkm_result {
   dkm_balance balance;     /* of cluster_sizes */
   dkm_strategy strategy;   /* FLAT or HIERARCHICAL: what was used */
   /* Hierarchical only (0 for flat): */
-  uint32_t coarse_k;       /* coarse centroids at the top level */
-  uint32_t levels;         /* 2, or more where groups were trained
-                              hierarchically in turn */
-  uint32_t refine_passes;  /* refinement passes run */
-  double coarse_seconds;   /* training the coarse centroids */
-  double route_seconds;    /* routing the sample rows to their groups */
-  double groups_seconds;   /* training every group */
-  double refine_seconds;   /* the refinement passes */
+  uint32_t coarse_k;      /* coarse centroids at the top level */
+  uint32_t levels;        /* 2, or more where groups were trained
+                             hierarchically in turn */
+  uint32_t refine_passes; /* refinement passes run */
+  double coarse_seconds;  /* training the coarse centroids */
+  double route_seconds;   /* routing the sample rows to their groups */
+  double groups_seconds;  /* training every group */
+  double refine_seconds;  /* the refinement passes */
 } dkm_result;
 
 /** Trains k centroids on the rows of src (or on a seeded sample of

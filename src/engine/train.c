@@ -10,6 +10,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -143,8 +144,12 @@ static uint64_t lloyd_tile(void *user, uint32_t worker, uint64_t first, const fl
                            uint32_t count) {
   dkm__trainer *t = user;
   uint64_t off = first - t->eng.block_first;
-  uint32_t bad = dkm__assign_tile(&t->kern, x, count, t->scratch[worker], t->labels + off,
-                                  t->dist + off, t->inv + off);
+  const dkm__train_hooks *h = t->hooks;
+  uint32_t bad =
+      h->label_tile != NULL
+          ? h->label_tile(h->user, worker, x, count, t->labels + off, t->dist + off, t->inv + off)
+          : dkm__assign_tile(&t->kern, x, count, t->scratch[worker], t->labels + off, t->dist + off,
+                             t->inv + off);
   if (bad != UINT32_MAX) /* the pass fails: nothing more to add */
     return first + bad;
   __atomic_store_n(&t->ready[off / t->eng.tile_rows], 1, __ATOMIC_SEQ_CST);
@@ -202,46 +207,62 @@ static uint32_t fenwick_find(const uint64_t *tree, uint32_t k, uint64_t target) 
   return pos; /* 0-based index of the cluster */
 }
 
-/* Splits a large cluster for every empty one (FAISS's rule): the donor is
- * drawn with probability proportional to size - 1 from the run's RNG among
- * the clusters of two different rows or more, empty clusters taken in index
- * order, and its centroid is copied and the two copies pushed apart by a
- * relative SPLIT_EPS on every coordinate (opposite signs). The donor's count
- * is split in half so later draws see the split. A centroid of zeros stays
- * zero: its copies coincide, one of them stays empty and is repaired again
- * next iteration (counted each time).
+/* Splits a cluster in two: centroid ci becomes a copy of cj's, and the
+ * two copies are pushed apart by a relative SPLIT_EPS on every coordinate
+ * (opposite signs). */
+static void split_into(dkm__trainer *t, uint32_t ci, uint32_t cj) {
+  const uint32_t dim = t->dim;
+  float *a = t->centroids + (size_t)ci * dim, *b = t->centroids + (size_t)cj * dim;
+  for (uint32_t j = 0; j < dim; j++) {
+    float v = b[j];
+    float up = v * (1.0f + SPLIT_EPS), down = v * (1.0f - SPLIT_EPS);
+    a[j] = (j % 2 == 0) ? up : down;
+    b[j] = (j % 2 == 0) ? down : up;
+  }
+}
+
+/* Splits a large cluster for every empty one of clusters [lo, hi) (FAISS's
+ * rule): the donor is drawn from the same range with probability
+ * proportional to size - 1 from the run's RNG among the clusters of two
+ * different rows or more, empty clusters taken in index order, and split
+ * into the empty one (split_into). The donor's count is split in half so
+ * later draws see the split. A centroid of zeros stays zero: its copies
+ * coincide, one of them stays empty and is repaired again next iteration
+ * (counted each time).
  *
- * When no cluster has two different rows, every row sits on its centroid
- * and the sample has exactly as many distinct rows as there are non-empty
- * clusters (identical rows get identical labels): that number goes to
- * t->distinct, and the empty clusters stay empty, keeping the centroids
- * they had in the pass, which no row is nearest to. Nothing loops: each
- * empty cluster takes at most one draw per iteration. */
-static uint32_t repair_empty(dkm__trainer *t) {
-  const uint32_t k = t->k, dim = t->dim;
+ * When no cluster of the range has two different rows, every row sits on
+ * its centroid; for a single range the sample then has exactly as many
+ * distinct rows as there are non-empty clusters (identical rows get
+ * identical labels): that number goes to t->distinct, and the empty
+ * clusters stay empty, keeping the centroids they had in the pass, which no
+ * row is nearest to. Nothing loops: each empty cluster takes at most one
+ * draw per iteration. */
+static uint32_t repair_empty(dkm__trainer *t, uint32_t lo, uint32_t hi) {
+  const uint32_t n = hi - lo;
   uint32_t empty = 0;
-  for (uint32_t c = 0; c < k; c++)
+  for (uint32_t c = lo; c < hi; c++)
     empty += t->counts[c] == 0;
   if (empty == 0)
     return 0;
   uint64_t *tree = t->fenwick;
-  memset(tree, 0, (size_t)(k + 1) * sizeof *tree);
+  memset(tree, 0, (size_t)(n + 1) * sizeof *tree);
   uint64_t total = 0;
-  for (uint32_t c = 0; c < k; c++) {
-    uint64_t w = donor_weight(t->counts[c], t->mixed[c]);
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t w = donor_weight(t->counts[lo + i], t->mixed[lo + i]);
     total += w;
     /* Linear-time build: each node passes its sum to its parent. */
-    tree[c + 1] += w;
-    uint32_t parent = (c + 1) + ((c + 1) & (0u - (c + 1)));
-    if (parent <= k)
-      tree[parent] += tree[c + 1];
+    tree[i + 1] += w;
+    uint32_t parent = (i + 1) + ((i + 1) & (0u - (i + 1)));
+    if (parent <= n)
+      tree[parent] += tree[i + 1];
   }
   if (total == 0) {
-    t->distinct = k - empty;
+    if (n == t->k)
+      t->distinct = t->k - empty;
     return 0;
   }
   uint32_t repaired = 0;
-  for (uint32_t ci = 0; ci < k; ci++) {
+  for (uint32_t ci = lo; ci < hi; ci++) {
     if (t->counts[ci] != 0)
       continue;
     if (total == 0) /* the mixed clusters are used up: the rest next time */
@@ -249,31 +270,82 @@ static uint32_t repair_empty(dkm__trainer *t) {
     uint64_t target = (uint64_t)(dkm__rng_uniform(&t->rng) * (double)total);
     if (target >= total)
       target = total - 1;
-    uint32_t cj = fenwick_find(tree, k, target);
-    assert(cj < k && t->counts[cj] > 1);
-    float *a = t->centroids + (size_t)ci * dim, *b = t->centroids + (size_t)cj * dim;
-    for (uint32_t j = 0; j < dim; j++) {
-      float v = b[j];
-      float up = v * (1.0f + SPLIT_EPS), down = v * (1.0f - SPLIT_EPS);
-      a[j] = (j % 2 == 0) ? up : down;
-      b[j] = (j % 2 == 0) ? down : up;
-    }
+    uint32_t cj = lo + fenwick_find(tree, n, target);
+    assert(cj < hi && t->counts[cj] > 1);
+    split_into(t, ci, cj);
     uint64_t before = t->counts[cj], half = before / 2;
     t->counts[ci] = half;
     t->counts[cj] = before - half;
     t->mixed[ci] = 1; /* as far as later draws of this repair know */
     int64_t dj = (int64_t)donor_weight(before - half, 1) - (int64_t)donor_weight(before, 1);
     int64_t di = (int64_t)donor_weight(half, 1);
-    fenwick_add(tree, k, cj, dj);
-    fenwick_add(tree, k, ci, di);
+    fenwick_add(tree, n, cj - lo, dj);
+    fenwick_add(tree, n, ci - lo, di);
     total = (uint64_t)((int64_t)total + dj + di);
     repaired++;
   }
   return repaired;
 }
 
-/* New centroids from the sums; returns the number of repairs. */
-static uint32_t update_centroids(dkm__trainer *t) {
+/* --- balancing ---------------------------------------------------------------- */
+
+/* With params.balance, every update but the last moves centroids from small
+ * clusters to split large ones, within each range [lo, hi) of mean size
+ * mu: the largest clusters above BALANCE_BIG * mu (largest first) are split
+ * by the centroids of the smallest clusters below BALANCE_SMALL * mu
+ * (smallest first), one for one. The rows of a small cluster go to its
+ * neighbours at the next pass, and a large cluster's rows are shared by its
+ * two halves. IVF indexes label rows by their nearest centroid, so balance
+ * has to come from where the centroids are, not from a penalised
+ * assignment that the index would not repeat. Sizes and ties (lower index
+ * first) decide every move: no randomness, the same moves on any thread
+ * count. The last update moves nothing, so the centroids returned are the
+ * means of the partition whose sizes are reported. */
+#define BALANCE_BIG 2.0
+#define BALANCE_SMALL 0.5
+
+/* Clusters as (size, index) pairs, sorted largest first, then by index: a
+ * total order, so the unstable qsort gives the same order on every run. */
+static int by_size_desc(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  if (x[0] != y[0])
+    return x[0] > y[0] ? -1 : 1;
+  return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+static uint32_t balance_moves(dkm__trainer *t, uint32_t lo, uint32_t hi) {
+  const uint32_t n = hi - lo;
+  if (n < 2)
+    return 0;
+  uint64_t total = 0;
+  for (uint32_t c = lo; c < hi; c++)
+    total += t->counts[c];
+  double mu = (double)total / n;
+  uint32_t nbig = 0, nsmall = 0;
+  uint64_t *big = t->order, *small = t->order + 2 * (size_t)n;
+  for (uint32_t c = lo; c < hi; c++) {
+    double size = (double)t->counts[c];
+    if (size > BALANCE_BIG * mu && t->mixed[c]) {
+      big[2 * nbig] = t->counts[c];
+      big[2 * nbig++ + 1] = c;
+    } else if (size < BALANCE_SMALL * mu && t->counts[c] > 0) {
+      small[2 * nsmall] = t->counts[c];
+      small[2 * nsmall++ + 1] = c;
+    }
+  }
+  uint32_t moves = DKM__MIN(nbig, nsmall);
+  if (moves == 0)
+    return 0;
+  qsort(big, nbig, 2 * sizeof *big, by_size_desc);
+  qsort(small, nsmall, 2 * sizeof *small, by_size_desc);
+  for (uint32_t i = 0; i < moves; i++) /* smallest: from the end */
+    split_into(t, (uint32_t)small[2 * (nsmall - 1 - i) + 1], (uint32_t)big[2 * i + 1]);
+  return moves;
+}
+
+/* New centroids from the sums; returns the number of repairs, and in
+ * *moved the balancing moves (when allowed). */
+static uint32_t update_centroids(dkm__trainer *t, int may_balance, uint32_t *moved) {
   const uint32_t k = t->k, dim = t->dim;
   for (uint32_t c = 0; c < k; c++) {
     if (t->counts[c] == 0)
@@ -284,7 +356,17 @@ static uint32_t update_centroids(dkm__trainer *t) {
     for (uint32_t j = 0; j < dim; j++)
       dst[j] = (float)(s[j] / n);
   }
-  uint32_t repaired = repair_empty(t);
+  const dkm__train_hooks *h = t->hooks;
+  uint32_t ranges = h->group_first != NULL ? h->n_groups : 1;
+  uint32_t repaired = 0;
+  *moved = 0;
+  for (uint32_t g = 0; g < ranges; g++) {
+    uint32_t lo = h->group_first != NULL ? h->group_first[g] : 0;
+    uint32_t hi = h->group_first != NULL ? h->group_first[g + 1] : k;
+    if (may_balance)
+      *moved += balance_moves(t, lo, hi);
+    repaired += repair_empty(t, lo, hi);
+  }
   if (t->metric == DKM_METRIC_COSINE)
     for (uint32_t c = 0; c < k; c++)
       dkm__normalize(t->centroids + (size_t)c * dim, dim);
@@ -292,6 +374,8 @@ static uint32_t update_centroids(dkm__trainer *t) {
   dkm__kernel_bias(t->metric, t->cnorm, k, t->bias);
   if (t->packed != NULL)
     dkm__pack(t->centroids, k, dim, t->packed);
+  if (h->centroids_changed != NULL)
+    h->centroids_changed(h->user, t->centroids);
   return repaired;
 }
 
@@ -299,8 +383,8 @@ static uint32_t update_centroids(dkm__trainer *t) {
 
 /* Bytes the trainer itself allocates (beyond the sample), for a block of
  * block_rows rows and n_workers workers. */
-static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *params,
-                              uint32_t n_workers, int resident) {
+uint64_t dkm__trainer_bytes(const dkm__sample_plan *sp, const dkm_params *params,
+                            uint32_t n_workers, int resident) {
   uint64_t k = params->k, dim = sp->dim, b = sp->block_rows;
   uint32_t tc = dkm__tile_cols(params->k, sp->dim);
   uint64_t bytes = 0;
@@ -320,6 +404,8 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
     bytes += 2 * b * dim * sizeof(float);
   else /* allocated but never touched by a resident source */
     bytes += 0;
+  if (params->balance)
+    bytes += 4 * k * sizeof(uint64_t); /* the balancing order */
   if (params->init == DKM_INIT_KMEANSPP)
     bytes += dkm__kmeanspp_bytes(sp->sample_rows, params->k, sp->dim, sp->tile_rows, n_workers);
   else if (params->init == DKM_INIT_GREEDY_KMEANSPP)
@@ -329,6 +415,17 @@ static uint64_t trainer_bytes(const dkm__sample_plan *sp, const dkm_params *para
 
 static uint32_t workers_for(const dkm_params *params) {
   return params->n_threads != 0 ? params->n_threads : dkm__cpu_count();
+}
+
+double dkm__flat_flops(const dkm_params *params, uint64_t m, uint32_t dim) {
+  /* Each iteration, and the k-means++ initialisations (about one, or 2 +
+   * ln k, iterations' worth), of each run. */
+  double iters = params->max_iter;
+  if (params->init == DKM_INIT_KMEANSPP)
+    iters += 1;
+  else if (params->init == DKM_INIT_GREEDY_KMEANSPP)
+    iters += 2 + log((double)params->k);
+  return 2.0 * (double)m * params->k * dim * iters * params->n_redo;
 }
 
 dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_source *src,
@@ -372,14 +469,19 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   int mem_in_place = mem.from_source, disk_in_place = disk.from_source;
   /* Memory mode: the sample (none in place) plus the trainer reading a
    * resident store or array. */
-  out->memory_mode_bytes = (mem_in_place ? 0 : sp.sample_bytes) +
-                           DKM__MAX(trainer_bytes(&mem, params, w, 1), mem_in_place ? 0 : gather);
+  out->memory_mode_bytes =
+      (mem_in_place ? 0 : sp.sample_bytes) +
+      DKM__MAX(dkm__trainer_bytes(&mem, params, w, 1), mem_in_place ? 0 : gather);
   /* Disk mode: no sample in RAM; the trainer streams blocks. A spill holds
    * its write buffer while the sample is drawn (freed before training). */
   uint64_t disk_gather = disk_in_place ? 0 : gather;
   if (disk.spill_bytes != 0)
     disk_gather += dkm__spill_buffer_bytes(sp.sample_rows, sp.dim);
-  out->disk_mode_bytes = DKM__MAX(trainer_bytes(&disk, params, w, 0), disk_gather);
+  out->disk_mode_bytes = DKM__MAX(dkm__trainer_bytes(&disk, params, w, 0), disk_gather);
+  out->strategy = DKM_STRATEGY_FLAT;
+  out->flat_flops = out->flops = dkm__flat_flops(params, sp.sample_rows, sp.dim);
+  if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL)
+    return dkm__plan_hierarchical(ctx, params, src, out);
   return DKM_OK;
 }
 
@@ -401,13 +503,18 @@ static void trainer_free(dkm__trainer *t) {
   dkm__free(ctx, t->fenwick);
   dkm__free(ctx, t->first_row);
   dkm__free(ctx, t->mixed);
+  dkm__free(ctx, t->order);
   dkm__engine_close(&t->eng);
 }
 
+static const dkm__train_hooks no_hooks;
+
 static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *params,
-                               dkm_source *train, const dkm__sample_plan *sp) {
+                               dkm_source *train, const dkm__sample_plan *sp,
+                               const dkm__train_hooks *hooks) {
   memset(t, 0, sizeof *t);
   t->ctx = ctx;
+  t->hooks = hooks != NULL ? hooks : &no_hooks;
   t->params = params;
   t->k = params->k;
   t->dim = sp->dim;
@@ -449,6 +556,11 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
       return DKM_ERR_NOMEM;
   }
   dkm__kernel_init(&t->kern, k, dim, t->metric, t->centroids, t->cnorm, t->packed, t->bias);
+  if (params->balance) {
+    t->order = dkm__alloc_or_fail(ctx, (size_t)k * 4 * sizeof(uint64_t), "the balancing order");
+    if (t->order == NULL)
+      return DKM_ERR_NOMEM;
+  }
   t->scratch_floats = dkm__kernel_scratch_floats(&t->kern);
   t->scratch = dkm__engine_worker_buffers(&t->eng, t->scratch_floats, "the tile scratch");
   return t->scratch != NULL ? DKM_OK : DKM_ERR_NOMEM;
@@ -473,6 +585,8 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
   dkm__kernel_bias(t->metric, t->cnorm, k, t->bias);
   if (t->packed != NULL)
     dkm__pack(t->centroids, k, dim, t->packed);
+  if (t->hooks->centroids_changed != NULL)
+    t->hooks->centroids_changed(t->hooks->user, t->centroids);
 
   double prev = NAN;
   *n_iter = 0;
@@ -499,7 +613,8 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
       sq += (double)t->counts[c] * (double)t->counts[c];
     st->imbalance = (double)k * sq / ((double)t->m * (double)t->m);
     memcpy(sizes, t->counts, (size_t)k * sizeof(uint64_t));
-    st->repaired = update_centroids(t);
+    int may_balance = p->balance && it + 1 < p->max_iter;
+    st->repaired = update_centroids(t, may_balance, &st->rebalanced);
     st->seconds = dkm__now() - start;
     *n_iter = it + 1;
     t->eng.progress.objective = t->objective;
@@ -507,17 +622,39 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
     s = dkm__engine_report(&t->eng, 1);
     if (s != DKM_OK)
       return s;
-    /* tol = 0 runs every iteration, even once nothing moves any more. */
-    if (it > 0 && p->tol > 0 && fabs(prev - t->objective) <= p->tol * fabs(prev))
+    /* tol = 0 runs every iteration, even once nothing moves any more; and
+     * the run goes on after a balancing move, whose effect the next pass
+     * has yet to show. */
+    if (it > 0 && p->tol > 0 && st->rebalanced == 0 &&
+        fabs(prev - t->objective) <= p->tol * fabs(prev))
       break;
     prev = t->objective;
   }
   return DKM_OK;
 }
 
-static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, result_box *box,
-                        double call_start) {
+dkm_result *dkm__result_alloc(dkm_ctx *ctx, uint32_t k, uint32_t dim, uint32_t n_iter) {
+  result_box *box = dkm__calloc(ctx, 1, sizeof *box);
+  if (box == NULL) {
+    dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the result");
+    return NULL;
+  }
+  box->ctx = ctx;
   dkm_result *res = &box->pub;
+  res->k = k;
+  res->dim = dim;
+  res->centroids = dkm__alloc_or_fail(ctx, (size_t)k * dim * sizeof(float), "the result");
+  res->cluster_sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the result");
+  res->iters = dkm__alloc_or_fail(ctx, (size_t)n_iter * sizeof(dkm_iter_stats), "the result");
+  if (res->centroids == NULL || res->cluster_sizes == NULL || res->iters == NULL) {
+    dkm_result_free(res);
+    return NULL;
+  }
+  return res;
+}
+
+static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
+                        const dkm__train_hooks *hooks, dkm_result *res, double call_start) {
   const uint32_t k = params->k, dim = src->dim;
   dkm__sample_plan sp;
   dkm_status s = dkm__sample_plan_make(ctx, params, src, dkm__tile_rows(k, dim), &sp);
@@ -532,21 +669,15 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
       (s = dkm__check_centroids(ctx, DKM_ERR_PARAM, "init_centroids", params->init_centroids,
                                 params->k, dim, params->metric)) != DKM_OK)
     return s;
-  res->k = k;
-  res->dim = dim;
   res->rows = sp.rows;
   res->sample_rows = sp.sample_rows;
   res->storage = sp.storage;
   res->from_source = sp.from_source;
-  res->centroids = dkm__alloc_or_fail(ctx, (size_t)k * dim * sizeof(float), "the result");
-  res->cluster_sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the result");
-  res->iters =
-      dkm__alloc_or_fail(ctx, (size_t)params->max_iter * sizeof(dkm_iter_stats), "the result");
+  res->strategy = DKM_STRATEGY_FLAT;
   dkm_iter_stats *iters = dkm__alloc_or_fail(ctx, (size_t)params->max_iter * sizeof(dkm_iter_stats),
                                              "the iteration statistics");
   uint64_t *sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
-  if (res->centroids == NULL || res->cluster_sizes == NULL || res->iters == NULL || iters == NULL ||
-      sizes == NULL) {
+  if (iters == NULL || sizes == NULL) {
     dkm__free(ctx, iters);
     dkm__free(ctx, sizes);
     return DKM_ERR_NOMEM;
@@ -560,7 +691,7 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
   dkm__trainer t;
   int opened = 0;
   if (s == DKM_OK) {
-    s = trainer_open(&t, ctx, params, sample, &sp);
+    s = trainer_open(&t, ctx, params, sample, &sp, hooks);
     opened = 1;
   }
   for (uint32_t run = 0; s == DKM_OK && run < params->n_redo; run++) {
@@ -589,12 +720,39 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
     dkm_source_close(sample);
   dkm__free(ctx, iters);
   dkm__free(ctx, sizes);
+  dkm_balance_of(res->cluster_sizes, k, &res->balance);
   res->train_seconds = dkm__now() - call_start;
   return s;
 }
 
-dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, dkm_result **out) {
+dkm_status dkm__train_flat(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
+                           const dkm__train_hooks *hooks, dkm_result **out) {
   double start = dkm__now();
+  *out = NULL;
+  if (src->dim == 0)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "%s: dim is 0", src->name);
+  dkm_result *res = dkm__result_alloc(ctx, params->k, src->dim, params->max_iter);
+  if (res == NULL)
+    return DKM_ERR_NOMEM;
+  dkm_status s = train(ctx, params, src, hooks, res, start);
+  if (s != DKM_OK) {
+    dkm_result_free(res);
+    return s;
+  }
+  *out = res;
+  return DKM_OK;
+}
+
+dkm_strategy dkm__strategy_for(const dkm_params *params) {
+  if (params->strategy != DKM_STRATEGY_AUTO)
+    return params->strategy;
+  /* Given centroids are all k: only flat training starts from them. */
+  return params->k >= DKM_HIERARCHICAL_MIN_K && params->init != DKM_INIT_GIVEN
+             ? DKM_STRATEGY_HIERARCHICAL
+             : DKM_STRATEGY_FLAT;
+}
+
+dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, dkm_result **out) {
   if (ctx == NULL)
     return DKM_ERR_PARAM;
   dkm_ctx_clear_error(ctx);
@@ -608,15 +766,7 @@ dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, dk
     return s;
   if (src->dim == 0)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "%s: dim is 0", src->name);
-  result_box *box = dkm__calloc(ctx, 1, sizeof *box);
-  if (box == NULL)
-    return dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the result");
-  box->ctx = ctx;
-  s = train(ctx, params, src, box, start);
-  if (s != DKM_OK) {
-    dkm_result_free(&box->pub);
-    return s;
-  }
-  *out = &box->pub;
-  return DKM_OK;
+  if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL)
+    return dkm__train_hierarchical(ctx, params, src, out);
+  return dkm__train_flat(ctx, params, src, NULL, out);
 }

@@ -8,6 +8,31 @@
 #include "common/rng.h"
 #include "engine.h"
 #include "kernel.h"
+#include "storage/sample.h"
+
+/*
+ * What a caller composing training out of this engine (hierarchical
+ * training, hier.c) may change in it. Everything else -- the passes, the
+ * sums in row order, the update, the repairs, the statistics -- stays the
+ * one Lloyd loop.
+ */
+typedef struct dkm__train_hooks {
+  /* Labels a tile instead of the kernel over all k centroids: like
+   * dkm__assign_tile (inv never NULL), returning the first bad row or
+   * UINT32_MAX. worker is below the engine's worker count, at most
+   * params.n_threads (or dkm__cpu_count() for 0). NULL: the kernel. */
+  uint32_t (*label_tile)(void *user, uint32_t worker, const float *x, uint32_t count,
+                         int32_t *labels, float *dist, double *inv);
+  /* Called whenever the centroids have changed (after the initialisation
+   * and every update), before the next pass labels with them. */
+  void (*centroids_changed)(void *user, const float *centroids);
+  void *user;
+  /* Clusters in n_groups ranges [group_first[g], group_first[g + 1]):
+   * repairs and balancing moves take donors from the range of the cluster
+   * they move (a row only meets its groups' centroids). NULL: one range. */
+  const uint32_t *group_first;
+  uint32_t n_groups;
+} dkm__train_hooks;
 
 typedef struct dkm__trainer {
   dkm_ctx *ctx;
@@ -39,8 +64,43 @@ typedef struct dkm__trainer {
   uint32_t *ready; /* block_rows / tile_rows */
   uint32_t next;
   int busy;
-  dkm__rng rng; /* the current run's */
+  dkm__rng rng;                  /* the current run's */
+  const dkm__train_hooks *hooks; /* never NULL: no hooks is all zeros */
+  uint64_t *order;               /* 4 k: (size, index) pairs for balancing moves */
 } dkm__trainer;
+
+/* dkm_train() with hooks (NULL: none); params are checked by the caller,
+ * and strategy is ignored: this is one flat run. */
+dkm_status dkm__train_flat(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
+                           const dkm__train_hooks *hooks, dkm_result **out);
+
+/* Hierarchical training (hier.c): params checked, strategy resolved. */
+dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
+                                   dkm_result **out);
+
+/* The strategy params ask for, with AUTO resolved. */
+dkm_strategy dkm__strategy_for(const dkm_params *params);
+
+/* Allocates an empty result owned by ctx (k centroids of dim, n_iter
+ * statistics) that dkm_result_free() frees; NULL on failure (recorded). */
+dkm_result *dkm__result_alloc(dkm_ctx *ctx, uint32_t k, uint32_t dim, uint32_t n_iter);
+
+/* Bytes a trainer allocates beyond the sample, for the plan. */
+uint64_t dkm__trainer_bytes(const dkm__sample_plan *sp, const dkm_params *params,
+                            uint32_t n_workers, int resident);
+
+/* The arithmetic of flat training (2 flops per multiply-add of the
+ * assignment products) on m rows of dim. */
+double dkm__flat_flops(const dkm_params *params, uint64_t m, uint32_t dim);
+
+/* dkm_plan_training() for hierarchical training (hier.c). */
+dkm_status dkm__plan_hierarchical(dkm_ctx *ctx, const dkm_params *params, const dkm_source *src,
+                                  dkm_plan *out);
+
+/* Quotas for n groups of sizes (summing to m >= k): out[g] proportional to
+ * sizes[g] by largest remainder, at least 1 where sizes[g] > 0, at most
+ * sizes[g], summing to k exactly. */
+void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out);
 
 /* Fills t->centroids (normalised for cosine) for the run whose RNG is
  * t->rng. */
