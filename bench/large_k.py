@@ -27,6 +27,8 @@ What is measured, the same way for every method:
                 A B C D ...): for diskmeans the whole command (read, train,
                 write), for FAISS the two_level_clustering call alone (after
                 the interpreter, the imports and np.load), which favours FAISS.
+  CPU           user + system seconds of the same (median): less disturbed
+                than wall time when other work shares the cores.
   objective     over ALL data rows, each at its nearest final centroid (found
                 by faiss.IndexFlatL2, the squared distance then summed exactly
                 in float64), as a ratio to flat's.
@@ -47,6 +49,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -107,6 +110,7 @@ def make_dataset(name, spec):
 
 def exact_knn(x, q, nn):
     import faiss
+    faiss.omp_set_num_threads(1)  # see nearest()
     index = faiss.IndexFlatL2(x.shape[1])
     index.add(x)
     _, ids = index.search(q, nn)
@@ -149,8 +153,11 @@ def prepare(name, quick, data_dir):
 
 def nearest(x, c, chunk=65536):
     """Label of every row of x (its nearest centroid by faiss.IndexFlatL2)
-    and the sum of the squared distances to it, in float64."""
+    and the sum of the squared distances to it, in float64. One thread:
+    FAISS's OpenMP threads and its OpenBLAS spin waiting for each other, which
+    on 2 busy cores made the search slower than with one."""
     import faiss
+    faiss.omp_set_num_threads(1)
     index = faiss.IndexFlatL2(c.shape[1])
     index.add(c)
     c64 = c.astype(np.float64)
@@ -227,13 +234,13 @@ def worker_faiss(a):
     faiss.Kmeans = kmeans
     faiss.omp_set_num_threads(a.threads)
     with threadpool_limits(a.threads):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         c, _ = clustering.two_level_clustering(x, nc1, nc2, clustering_niter=a.iters)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     faiss.Kmeans = plain
     np.save(a.out, np.ascontiguousarray(c, dtype=np.float32))
     print(json.dumps({"program": "faiss", "version": faiss.__version__, "seconds": seconds,
-                      "nc1": nc1, "nc2": sorted(set(int(n) for n in nc2)), "peak_rss_bytes": rss_bytes()}))
+                      "cpu_seconds": cpu, "nc1": nc1, "nc2": sorted(set(int(n) for n in nc2)), "peak_rss_bytes": rss_bytes()}))
     return 0
 
 
@@ -285,9 +292,13 @@ class Runner:
                 cmd += ["--strategy", "hierarchical"] + a.hier_args
             if method == "balanced":
                 cmd += ["--balance"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=a.timeout)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # One child at a time, so the difference is this command's CPU time.
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
         res = {"command": cmd, "process_seconds": wall}
@@ -301,6 +312,7 @@ class Runner:
             with open(stats) as f:
                 res["stats"] = json.load(f)
             res["wall_seconds"] = wall
+            res["cpu_seconds"] = cpu
         res["digest"] = file_digest(out)
         return res
 
@@ -358,6 +370,7 @@ def run_dataset(args, runner, name):
                          f"(the first repeat's are evaluated)")
         row = {"dataset": name, "method": m, "repeats": len(runs[m]),
                "wall_seconds": statistics.median(r["wall_seconds"] for r in runs[m]),
+               "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs[m]),
                "same_centroids_every_repeat": len(digests) == 1, "runs": runs[m]}
         row.update(quality(w, x, q, gt, c))
         rows.append(row)
@@ -370,13 +383,14 @@ def run_dataset(args, runner, name):
 
 
 def fmt_table(rows, markdown):
-    head = ["data set", "method", "wall s", "speed-up vs flat", "objective vs flat",
+    head = ["data set", "method", "wall s", "speed-up vs flat", "CPU s", "objective vs flat",
             "partition CV", "largest / mean", "smallest", "empty"] + \
            [f"recall@10 at {100 * b:g}%" for b in BUDGETS]
     body = []
     for r in rows:
         body.append([r["dataset"], LABELS[r["method"]], f"{r['wall_seconds']:.2f}",
                      "" if r["speedup_vs_flat"] is None else f"{r['speedup_vs_flat']:.2f}x",
+                     f"{r['cpu_seconds']:.2f}",
                      "" if r["objective_vs_flat"] is None else f"{r['objective_vs_flat']:.4f}",
                      f"{r['cv']:.3f}", f"{r['largest_over_mean']:.2f}", str(r["smallest"]),
                      str(r["empty"])] + [f"{r['recall'][str(b)]:.4f}" for b in BUDGETS])
