@@ -112,7 +112,7 @@ class Poller(threading.Thread):
         self.root_pid, self.tmp_dir, self.baseline = root_pid, tmp_dir, baseline
         self.stop = threading.Event()
         self.peak_df = 0
-        self.peak_open = 0
+        self.peak_files = 0
         self.samples = 0
         self.timeline = open(timeline_path, "w")
         self.timeline.write("seconds,df_growth_bytes,tmp_file_bytes,rss_bytes\n")
@@ -131,7 +131,7 @@ class Poller(threading.Thread):
             except OSError:
                 pass
         self.peak_df = max(self.peak_df, growth)
-        self.peak_open = max(self.peak_open, held)
+        self.peak_files = max(self.peak_files, held)
         self.samples += 1
         self.timeline.write(f"{time.perf_counter() - t0:.1f},{growth},{held},{rss}\n")
 
@@ -312,7 +312,7 @@ def main():
     rss = timed.get("peak_rss_bytes", 0)
     # The goal is judged on diskmeans' own files: df's growth also counts
     # whatever else the machine writes to that file system meanwhile.
-    temp = poller.peak_open
+    temp = poller.peak_files
     lines = [
         f"command: {' '.join(cmd)} (exit status {status})",
         f"data: {data} ({args.rows:,} x {args.dim} float32, {data_bytes / GiB:.2f} GiB, "
@@ -325,7 +325,7 @@ def main():
         f"objective {stats.get('objective', '?')}; cluster sizes "
         f"{json.dumps(stats.get('cluster_sizes'))}",
         f"temporary disk, sampled every second ({poller.samples} samples): diskmeans' files "
-        f"in {tmp_dir} (named or held open) peaked at {poller.peak_open / GiB:.2f} GiB; its "
+        f"in {tmp_dir} (named or held open) peaked at {poller.peak_files / GiB:.2f} GiB; its "
         f"file system grew by {poller.peak_df / GiB:.2f} GiB at most (df: other processes' "
         f"writes count too; {growth_after / 2**20:+.0f} MiB after the run)",
         f"goal wall <= 10 min: {wall:.1f} s: {verdict(wall <= 600)}",
@@ -343,7 +343,7 @@ def main():
         json.dump({"command": cmd, "exit_status": status, "time_v": timed,
                    "generate_seconds": gen_seconds, "sample_bytes": sample_bytes,
                    "peak_df_growth_bytes": poller.peak_df,
-                   "peak_tmp_file_bytes": poller.peak_open, "left_in_tmp": left,
+                   "peak_tmp_file_bytes": poller.peak_files, "left_in_tmp": left,
                    "stats": stats, "notes": notes}, f, indent=1)
     return 0 if status == 0 else 1
 
