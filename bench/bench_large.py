@@ -311,8 +311,9 @@ def main():
     wall = timed.get("wall_seconds", float("nan"))
     rss = timed.get("peak_rss_bytes", 0)
     # The goal is judged on diskmeans' own files: df's growth also counts
-    # whatever else the machine writes to that file system meanwhile.
-    temp = poller.peak_files
+    # whatever else the machine writes to that file system meanwhile. The
+    # spill's size from --stats covers a peak between two samples.
+    temp = max(poller.peak_files, spill or 0)
     lines = [
         f"command: {' '.join(cmd)} (exit status {status})",
         f"data: {data} ({args.rows:,} x {args.dim} float32, {data_bytes / GiB:.2f} GiB, "
@@ -322,8 +323,10 @@ def main():
         f"sample: {sample_rows:,} rows ({sample_bytes / GiB:.2f} GiB); storage "
         f"{stats.get('storage', '?')}, spill file {0 if spill is None else spill / GiB:.2f} "
         f"GiB (stats)",
-        f"objective {stats.get('objective', '?')}; cluster sizes "
-        f"{json.dumps(stats.get('cluster_sizes'))}",
+        f"strategy {stats.get('strategy', '?')} {json.dumps(stats.get('hierarchical'))}; "
+        f"objective {stats.get('objective', '?')}; partitions {json.dumps(stats.get('balance'))}",
+        f"arithmetic planned: {stats.get('plan', {}).get('flops')} flops (flat: "
+        f"{stats.get('plan', {}).get('flat_flops')})",
         f"temporary disk, sampled every second ({poller.samples} samples): diskmeans' files "
         f"in {tmp_dir} (named or held open) peaked at {poller.peak_files / GiB:.2f} GiB; its "
         f"file system grew by {poller.peak_df / GiB:.2f} GiB at most (df: other processes' "

@@ -66,14 +66,21 @@ class Mixture:
         time; writes to path + '.part' and renames at the end, so that a run
         that is interrupted leaves no file that looks complete."""
         part = path + ".part"
-        with open(part, "wb") as f:
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": "<f4", "fortran_order": False, "shape": (n, self.dim)})
-            for first in range(0, n, CHUNK_ROWS):
-                m = min(CHUNK_ROWS, n - first)
-                f.write(self.chunk(stream, first // CHUNK_ROWS, m).data)
-                if progress:
-                    progress(first + m, n)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
+        try:
+            with open(part, "wb") as f:
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": "<f4", "fortran_order": False, "shape": (n, self.dim)})
+                for first in range(0, n, CHUNK_ROWS):
+                    m = min(CHUNK_ROWS, n - first)
+                    f.write(self.chunk(stream, first // CHUNK_ROWS, m).data)
+                    if progress:
+                        progress(first + m, n)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(part, path)
+        except BaseException:
+            # Ctrl-C, a full disk: no partial file left (a kill -9 leaves
+            # the .part, which the next run overwrites).
+            if os.path.exists(part):
+                os.remove(part)
+            raise
