@@ -40,6 +40,8 @@ static const cli_option common_options[] = {
     {"storage", 0, 1, CLI_OPT_STORAGE},
     {"memory-limit", 0, 1, CLI_OPT_MEMORY_LIMIT},
     {"tmp-dir", 0, 1, CLI_OPT_TMP_DIR},
+    {"strategy", 0, 1, CLI_OPT_STRATEGY},
+    {"refine", 0, 1, CLI_OPT_REFINE},
     {NULL, 0, 0, 0},
 };
 /* clang-format on */
@@ -354,6 +356,13 @@ static int cli_common_option(const cli_scanner *s, int id, const char *value, cl
     }
     p->tmp_dir = value;
     break;
+  case CLI_OPT_STRATEGY:
+    bad = cli_parse_strategy(s, value, &p->strategy);
+    break;
+  case CLI_OPT_REFINE:
+    /* The library bounds it (dkm_params_check) and names the bound. */
+    bad = cli_parse_u32(s, value, 0, &p->refine);
+    break;
   default:
     return cli_usage_error(s->cmd, "internal error: option %d", id);
   }
@@ -420,6 +429,34 @@ int cli_parse_storage(const cli_scanner *s, const char *text, dkm_storage *out) 
   }
   cli_usage_error(s->cmd, "%s: unknown storage '%s' (auto, memory, disk)", s->name, text);
   return -1;
+}
+
+int cli_parse_strategy(const cli_scanner *s, const char *text, dkm_strategy *out) {
+  for (int m = DKM_STRATEGY_AUTO; m <= DKM_STRATEGY_HIERARCHICAL; m++) {
+    if (strcmp(text, dkm_strategy_name((dkm_strategy)m)) == 0) {
+      *out = (dkm_strategy)m;
+      return 0;
+    }
+  }
+  cli_usage_error(s->cmd, "%s: unknown strategy '%s' (auto, flat, hierarchical)", s->name, text);
+  return -1;
+}
+
+const char *cli_strategy_reason(dkm_strategy requested, dkm_strategy used, uint32_t k, char *buf,
+                                size_t size) {
+  const char *name = dkm_strategy_name(used);
+  name = name != NULL ? name : "?";
+  if (requested != DKM_STRATEGY_AUTO) {
+    snprintf(buf, size, "%s (--strategy)", name);
+  } else if ((used == DKM_STRATEGY_FLAT && k < DKM_HIERARCHICAL_MIN_K) ||
+             (used == DKM_STRATEGY_HIERARCHICAL && k >= DKM_HIERARCHICAL_MIN_K)) {
+    /* The documented rule of auto; anything else it did is said as is. */
+    snprintf(buf, size, "%s (auto: k %s %u)", name,
+             k < DKM_HIERARCHICAL_MIN_K ? "<" : ">=", DKM_HIERARCHICAL_MIN_K);
+  } else {
+    snprintf(buf, size, "%s (auto)", name);
+  }
+  return buf;
 }
 
 const char *cli_default_tmp_dir(void) {

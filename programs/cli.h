@@ -86,7 +86,9 @@ enum {
   CLI_OPT_MPPC = 1 << 17, /* --max-points-per-centroid */
   CLI_OPT_STORAGE = 1 << 18,
   CLI_OPT_MEMORY_LIMIT = 1 << 19,
-  CLI_OPT_TMP_DIR = 1 << 20
+  CLI_OPT_TMP_DIR = 1 << 20,
+  CLI_OPT_STRATEGY = 1 << 21,
+  CLI_OPT_REFINE = 1 << 22
 };
 
 /* What every command takes: --help, how to read its INPUT, and how to split
@@ -131,6 +133,13 @@ int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out);
 
 int cli_parse_metric(const cli_scanner *s, const char *text, dkm_metric *out);
 int cli_parse_storage(const cli_scanner *s, const char *text, dkm_storage *out);
+int cli_parse_strategy(const cli_scanner *s, const char *text, dkm_strategy *out);
+
+/* "flat (auto: k < 4096)", "hierarchical (--strategy)": the strategy the
+ * library used (or plans to use) for k centroids and why, for train's
+ * summary and info. */
+const char *cli_strategy_reason(dkm_strategy requested, dkm_strategy used, uint32_t k, char *buf,
+                                size_t size);
 
 /* $TMPDIR if set and not empty, else /tmp. */
 const char *cli_default_tmp_dir(void);
@@ -319,6 +328,18 @@ uint64_t *cli_count_labels(const int32_t *labels, uint64_t n, uint32_t k);
 
 typedef enum { CLI_PROGRESS_QUIET, CLI_PROGRESS_TTY, CLI_PROGRESS_PLAIN } cli_progress_mode;
 
+/* Which report a progress call is about: a new key starts a new phase,
+ * iteration or group. */
+typedef struct cli_progress_key {
+  int phase; /* -1: none yet */
+  uint32_t run, iteration;
+  int part;
+  uint32_t level, group;
+} cli_progress_key;
+
+/* Deepest nesting of hierarchical groups the labels show. */
+#define CLI_PROGRESS_LEVELS 8
+
 typedef struct cli_progress {
   cli_progress_mode mode;
   uint32_t n_redo;
@@ -326,16 +347,31 @@ typedef struct cli_progress {
                             "sampled X of Y rows" tells kept from scanned */
   int shown;             /* a bar is on screen */
   double last_draw;      /* when the bar was last drawn */
-  unsigned phases_drawn; /* bit per dkm_phase already shown */
+  unsigned phases_drawn; /* bit per dkm_phase of each part (whole, coarse,
+                            groups, nested) already shown */
   double phase_start;    /* when the current phase or iteration started */
   double last_call;      /* when the callback was last called */
   int last_finished;     /* and whether that call ended a phase or iteration */
-  double iter_sum;       /* seconds of the finished iterations */
+  double iter_sum;       /* seconds of the finished iterations (or refinement
+                            passes) of the current training */
   uint32_t iter_done;    /* finished iterations */
-  int last_phase;        /* phase/run/iteration of the last call, -1 if none */
-  uint32_t last_run, last_iter;
-  int last_line_phase; /* what the last plain line was about */
-  uint32_t last_line_run, last_line_iter;
+  cli_progress_key last; /* the last call */
+  cli_progress_key line; /* what the last plain line was about */
+  /* Hierarchical training: the group last reported at each level (n_groups
+   * 0: none), and the groups stage at level 0, whose groups are summed up in
+   * a few lines rather than one per iteration. */
+  struct {
+    uint32_t group, n_groups;
+  } nest[CLI_PROGRESS_LEVELS];
+  int in_groups;            /* the groups stage is under way */
+  double groups_start;      /* when it started */
+  double group_start;       /* when the current level-0 group started */
+  int group_known;          /* a level-0 group is current */
+  int group_pending;        /* one started that no report named yet */
+  uint32_t group, n_groups; /* which */
+  uint32_t group_iters;     /* its finished iterations (flat groups) */
+  double group_objective;   /* and the last one's objective */
+  uint32_t groups_done;     /* level-0 groups finished */
 } cli_progress;
 
 /* mode from --quiet and isatty(2). */
@@ -343,6 +379,9 @@ void cli_progress_init(cli_progress *p, int quiet, uint32_t n_redo);
 /* The dkm_progress_fn; user is a cli_progress. Returns non-zero (cancel)
  * once a signal was received. */
 int cli_progress_callback(void *user, const dkm_progress *progress);
+/* Training returned: ends the groups stage of a hierarchical run, whose end
+ * no later report shows when no refinement pass follows. */
+void cli_progress_trained(cli_progress *p);
 /* Erases the bar, if one is on screen. */
 void cli_progress_finish(cli_progress *p);
 /* Erases whatever bar is on screen (cli_error calls it). */

@@ -38,7 +38,7 @@ static int parse_args(int argc, char **argv, info_args *a) {
   cli_scanner s;
   cli_scan_init(&s, "info",
                 CLI_OPTS_EVERY_COMMAND | CLI_OPT_K | CLI_OPT_MPPC | CLI_OPT_MEMORY_LIMIT |
-                    CLI_OPT_STORAGE,
+                    CLI_OPT_STORAGE | CLI_OPT_STRATEGY | CLI_OPT_REFINE,
                 argc, argv);
   return cli_scan_all(&s, info_options, info_option, a, &a->common);
 }
@@ -73,6 +73,12 @@ static int print_json(const info_args *a, const dkm_source *src, const dkm_plan 
     json_object_set_new(o, "disk_mode_bytes", cli_json_u64(plan->disk_mode_bytes));
     json_object_set_new(o, "memory_limit", cli_json_u64(plan->memory_limit));
     json_object_set_new(o, "memory_limit_source", json_string(plan->memory_limit_source));
+    json_object_set_new(o, "strategy_requested", json_string(dkm_strategy_name(p->strategy)));
+    json_object_set_new(o, "strategy", json_string(dkm_strategy_name(plan->strategy)));
+    json_object_set_new(o, "refine", cli_json_u64(p->refine));
+    json_object_set_new(o, "coarse_k", cli_json_u64(plan->coarse_k));
+    json_object_set_new(o, "flops", json_real(plan->flops));
+    json_object_set_new(o, "flat_flops", json_real(plan->flat_flops));
     json_object_set_new(root, "plan", o);
   } else {
     json_object_set_new(root, "plan", json_null());
@@ -123,6 +129,22 @@ static void print_text(const info_args *a, const dkm_source *src, const dkm_plan
          p->storage == DKM_STORAGE_AUTO ? "auto would choose:" : "storage (forced):",
          dkm_storage_name(plan->storage),
          plan->from_source ? " (training reads the input file directly)" : "");
+  char why[64];
+  printf("%-19s %s\n",
+         "strategy:", cli_strategy_reason(p->strategy, plan->strategy, p->k, why, sizeof why));
+  if (plan->coarse_k > 0) {
+    printf("%-19s %u\n", "coarse k:", plan->coarse_k);
+  }
+  printf("%-19s %.2g flops", "arithmetic:", plan->flops);
+  if (plan->strategy == DKM_STRATEGY_HIERARCHICAL && plan->flops > 0) {
+    double ratio = plan->flat_flops / plan->flops;
+    if (ratio >= 1) {
+      printf(", %.3gx less than flat (%.2g)", ratio, plan->flat_flops);
+    } else {
+      printf(", %.3gx more than flat (%.2g)", 1 / ratio, plan->flat_flops);
+    }
+  }
+  printf("\n");
 }
 
 int cli_cmd_info(int argc, char **argv) {

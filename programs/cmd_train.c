@@ -18,7 +18,17 @@
 
 #include "cli.h"
 
-enum { OPT_OUTPUT = 1, OPT_ITERS, OPT_TOL, OPT_SEED, OPT_INIT, OPT_REDO, OPT_LABELS, OPT_STATS };
+enum {
+  OPT_OUTPUT = 1,
+  OPT_ITERS,
+  OPT_TOL,
+  OPT_SEED,
+  OPT_INIT,
+  OPT_REDO,
+  OPT_LABELS,
+  OPT_STATS,
+  OPT_BALANCE
+};
 
 /* One option a line: */
 /* clang-format off */
@@ -31,6 +41,7 @@ static const cli_option train_options[] = {
     {"redo", 0, 1, OPT_REDO},
     {"labels", 0, 1, OPT_LABELS},
     {"stats", 0, 1, OPT_STATS},
+    {"balance", 0, 0, OPT_BALANCE},
     {NULL, 0, 0, 0},
 };
 /* clang-format on */
@@ -84,6 +95,9 @@ static int train_option(const cli_scanner *s, int id, const char *v, void *args)
   case OPT_STATS:
     a->stats = v;
     break;
+  case OPT_BALANCE:
+    p->balance = 1;
+    break;
   default:
     return cli_usage_error("train", "internal error: option %d", id);
   }
@@ -95,7 +109,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
   cli_scanner s;
   cli_scan_init(&s, "train",
                 CLI_OPTS_EVERY_COMMAND | CLI_OPT_QUIET | CLI_OPT_METRIC | CLI_OPT_K | CLI_OPT_MPPC |
-                    CLI_OPT_STORAGE | CLI_OPT_MEMORY_LIMIT | CLI_OPT_TMP_DIR,
+                    CLI_OPT_STORAGE | CLI_OPT_MEMORY_LIMIT | CLI_OPT_TMP_DIR | CLI_OPT_STRATEGY |
+                    CLI_OPT_REFINE,
                 argc, argv);
   int rc = cli_scan_all(&s, train_options, train_option, a, &a->common);
   if (rc >= 0) {
@@ -145,20 +160,51 @@ static int parse_args(int argc, char **argv, train_args *a) {
 
 /* --- the JSON report ------------------------------------------------------ */
 
-/* The wall time of the command in parts that add up: the library reports
- * the sample and init times inside its whole call (train_seconds); the rest
- * of that call is the iterations (and the little bookkeeping around them),
- * and what the command did outside the library calls (open the input, plan,
- * write and sync the outputs) is "other". */
+/* The wall time of the command in parts that add up. The library reports
+ * the time of some stages inside its whole call (train_seconds): flat, the
+ * sample and the init, and the rest of the call is the iterations (and the
+ * little bookkeeping around them); hierarchical, the sample, the coarse
+ * training, the routing and the groups, and the rest is the refinement
+ * passes (and the bookkeeping). What the command did outside the library
+ * calls (open the input, plan, write and sync the outputs) is "other". */
+enum { TIME_PARTS_MAX = 7 };
 typedef struct time_parts {
-  double iterations;
-  double other;
+  int n;
+  const char *names[TIME_PARTS_MAX];
+  double seconds[TIME_PARTS_MAX];
+  int labels; /* index of "labels", -1 without labelling */
 } time_parts;
 
+static void add_part(time_parts *t, const char *name, double seconds) {
+  t->names[t->n] = name;
+  t->seconds[t->n] = seconds;
+  t->n++;
+}
+
+/* labels_seconds < 0: no labelling. */
 static void split_time(const dkm_result *res, double labels_seconds, double wall_seconds,
                        time_parts *out) {
-  out->iterations = fmax(0, res->train_seconds - res->sample_seconds - res->init_seconds);
-  out->other = fmax(0, wall_seconds - res->train_seconds - labels_seconds);
+  memset(out, 0, sizeof *out);
+  add_part(out, "sample", res->sample_seconds);
+  double reported = res->sample_seconds;
+  if (res->strategy == DKM_STRATEGY_HIERARCHICAL) {
+    add_part(out, "coarse", res->coarse_seconds);
+    add_part(out, "route", res->route_seconds);
+    add_part(out, "groups", res->groups_seconds);
+    reported += res->coarse_seconds + res->route_seconds + res->groups_seconds;
+    add_part(out, "refine", fmax(0, res->train_seconds - reported));
+  } else {
+    add_part(out, "init", res->init_seconds);
+    reported += res->init_seconds;
+    add_part(out, "iterations", fmax(0, res->train_seconds - reported));
+  }
+  out->labels = -1;
+  if (labels_seconds >= 0) {
+    out->labels = out->n;
+    add_part(out, "labels", labels_seconds);
+  }
+  add_part(out, "other",
+           fmax(0, wall_seconds - res->train_seconds - (labels_seconds >= 0 ? labels_seconds : 0)));
 }
 
 static json_t *jreal(double v) {
@@ -182,12 +228,24 @@ static json_t *sizes_json(const cli_sizes *z) {
   return o;
 }
 
+static json_t *balance_json(const dkm_balance *b) {
+  json_t *o = json_object();
+  json_object_set_new(o, "cv", jreal(b->cv));
+  json_object_set_new(o, "largest_over_mean", jreal(b->largest_over_mean));
+  json_object_set_new(o, "smallest", cli_json_u64(b->smallest));
+  json_object_set_new(o, "largest", cli_json_u64(b->largest));
+  json_object_set_new(o, "empty", cli_json_u64(b->empty));
+  return o;
+}
+
 typedef struct train_report {
   const train_args *args;
   const dkm_source *src;
   const dkm_result *result;
   const cli_sizes *sizes;
   const cli_sizes *label_sizes; /* NULL without --labels */
+  const dkm_balance *balance;
+  const dkm_balance *label_balance; /* NULL without --labels */
   const dkm_plan *plan;
   double labels_seconds;
   double wall_seconds;
@@ -222,6 +280,9 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(params, "storage", jstr(dkm_storage_name(p->storage)));
   json_object_set_new(params, "memory_limit", cli_json_u64(p->memory_limit));
   json_object_set_new(params, "tmp_dir", jstr(p->tmp_dir));
+  json_object_set_new(params, "strategy", jstr(dkm_strategy_name(p->strategy)));
+  json_object_set_new(params, "refine", cli_json_u64(p->refine));
+  json_object_set_new(params, "balance", json_boolean(p->balance));
   json_object_set_new(root, "params", params);
 
   /* The plan made before training, to compare its estimates with what
@@ -233,8 +294,25 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(plan, "spill_bytes", cli_json_u64(r->plan->spill_bytes));
   json_object_set_new(plan, "memory_mode_bytes", cli_json_u64(r->plan->memory_mode_bytes));
   json_object_set_new(plan, "disk_mode_bytes", cli_json_u64(r->plan->disk_mode_bytes));
+  json_object_set_new(plan, "strategy", jstr(dkm_strategy_name(r->plan->strategy)));
+  json_object_set_new(plan, "coarse_k", cli_json_u64(r->plan->coarse_k));
+  json_object_set_new(plan, "flops", jreal(r->plan->flops));
+  json_object_set_new(plan, "flat_flops", jreal(r->plan->flat_flops));
   json_object_set_new(root, "plan", plan);
 
+  json_object_set_new(root, "strategy", jstr(dkm_strategy_name(res->strategy)));
+  json_t *hier = json_null();
+  if (res->strategy == DKM_STRATEGY_HIERARCHICAL) {
+    hier = json_object();
+    json_object_set_new(hier, "coarse_k", cli_json_u64(res->coarse_k));
+    json_object_set_new(hier, "levels", cli_json_u64(res->levels));
+    json_object_set_new(hier, "refine_passes", cli_json_u64(res->refine_passes));
+    json_object_set_new(hier, "coarse_seconds", jreal(res->coarse_seconds));
+    json_object_set_new(hier, "route_seconds", jreal(res->route_seconds));
+    json_object_set_new(hier, "groups_seconds", jreal(res->groups_seconds));
+    json_object_set_new(hier, "refine_seconds", jreal(res->refine_seconds));
+  }
+  json_object_set_new(root, "hierarchical", hier);
   json_object_set_new(root, "sample_rows", cli_json_u64(res->sample_rows));
   json_object_set_new(root, "storage", jstr(dkm_storage_name(res->storage)));
   json_object_set_new(root, "from_source", json_boolean(res->from_source));
@@ -248,6 +326,7 @@ static json_t *report_json(const train_report *r) {
     json_object_set_new(o, "objective", jreal(it->objective));
     json_object_set_new(o, "seconds", jreal(it->seconds));
     json_object_set_new(o, "repaired", cli_json_u64(it->repaired));
+    json_object_set_new(o, "rebalanced", cli_json_u64(it->rebalanced));
     json_object_set_new(o, "imbalance", jreal(it->imbalance));
     json_array_append_new(iters, o);
   }
@@ -261,19 +340,27 @@ static json_t *report_json(const train_report *r) {
   json_object_set_new(root, "cluster_sizes", sizes_json(r->sizes));
   json_object_set_new(root, "label_sizes",
                       r->label_sizes != NULL ? sizes_json(r->label_sizes) : json_null());
+  json_object_set_new(root, "balance", balance_json(r->balance));
+  json_object_set_new(root, "label_balance",
+                      r->label_balance != NULL ? balance_json(r->label_balance) : json_null());
 
-  /* sample + init + iterations = train (the library call), and
-   * train + labels + other = wall_seconds. */
+  /* sample + init + iterations = train (the library call), or sample +
+   * coarse + route + groups + refine when hierarchical, and train + labels +
+   * other = wall_seconds. */
   time_parts tp;
-  split_time(res, r->labels_seconds, r->wall_seconds, &tp);
+  split_time(res, r->label_sizes != NULL ? r->labels_seconds : -1, r->wall_seconds, &tp);
   json_t *secs = json_object();
-  json_object_set_new(secs, "sample", jreal(res->sample_seconds));
-  json_object_set_new(secs, "init", jreal(res->init_seconds));
-  json_object_set_new(secs, "iterations", jreal(tp.iterations));
-  json_object_set_new(secs, "train", jreal(res->train_seconds));
-  json_object_set_new(secs, "labels",
-                      r->label_sizes != NULL ? jreal(r->labels_seconds) : json_null());
-  json_object_set_new(secs, "other", jreal(tp.other));
+  for (int i = 0; i < tp.n; i++) {
+    if (i == tp.labels) {
+      continue;
+    }
+    if (strcmp(tp.names[i], "other") == 0) {
+      json_object_set_new(secs, "train", jreal(res->train_seconds));
+      json_object_set_new(secs, "labels",
+                          tp.labels >= 0 ? jreal(tp.seconds[tp.labels]) : json_null());
+    }
+    json_object_set_new(secs, tp.names[i], jreal(tp.seconds[i]));
+  }
   json_object_set_new(root, "seconds", secs);
   json_object_set_new(root, "wall_seconds", jreal(r->wall_seconds));
   json_object_set_new(root, "peak_rss_bytes", cli_json_u64(r->peak_rss));
@@ -309,29 +396,30 @@ static int write_report(cli_outfile *f, const train_report *r) {
  * so that the printed parts add up to the printed total exactly.
  * labels_seconds < 0: no labelling. */
 static void print_time(const dkm_result *res, double labels_seconds, double wall_seconds) {
-  int labelled = labels_seconds >= 0;
   time_parts tp;
-  split_time(res, labelled ? labels_seconds : 0, wall_seconds, &tp);
-  const char *names[5] = {"sample", "init", "iterations", "labels", "other"};
-  double parts[5] = {res->sample_seconds, res->init_seconds, tp.iterations,
-                     labelled ? labels_seconds : 0, tp.other};
+  split_time(res, labels_seconds, wall_seconds, &tp);
   double running = 0;
   long done = 0; /* hundredths of a second printed so far */
   char line[256];
   int len = 0;
-  for (int i = 0; i < 5; i++) {
-    running += parts[i];
+  for (int i = 0; i < tp.n; i++) {
+    running += tp.seconds[i];
     long upto = lround(running * 100);
     if (upto < done) {
       upto = done;
     }
-    if (i != 3 || labelled) {
-      len += snprintf(line + len, sizeof line - (size_t)len, "%s%s %ld.%02ld s",
-                      len > 0 ? ", " : "", names[i], (upto - done) / 100, (upto - done) % 100);
-    }
+    len += snprintf(line + len, sizeof line - (size_t)len, "%s%s %ld.%02ld s", len > 0 ? ", " : "",
+                    tp.names[i], (upto - done) / 100, (upto - done) % 100);
     done = upto;
   }
   printf("time %ld.%02ld s: %s\n", done / 100, done % 100, line);
+}
+
+/* "partitions: CV 0.512, largest 641 (2.73x the mean), smallest 1, 0 empty" */
+static void print_balance(const dkm_balance *b) {
+  printf("partitions: CV %.3f, largest %llu (%.2fx the mean), smallest %llu, %u empty\n", b->cv,
+         (unsigned long long)b->largest, b->largest_over_mean, (unsigned long long)b->smallest,
+         b->empty);
 }
 
 typedef struct train_state {
@@ -340,6 +428,7 @@ typedef struct train_state {
   dkm_result *result;
   float *init;
   uint64_t *label_counts;
+  dkm_balance label_balance;
   cli_outfile centroids;
   cli_npy_map labels;
   cli_outfile stats;
@@ -460,6 +549,7 @@ int cli_cmd_train(int argc, char **argv) {
   if (cli_signal_received() != 0) {
     return library_failure(&t, DKM_ERR_CANCELLED);
   }
+  cli_progress_trained(&t.progress);
   const dkm_result *res = t.result;
 
   double labels_seconds = 0;
@@ -485,6 +575,7 @@ int cli_cmd_train(int argc, char **argv) {
       return fail(&t, CLI_EXIT_ERROR);
     }
     cli_sizes_summary(t.label_counts, res->k, &label_sizes);
+    dkm_balance_of(t.label_counts, res->k, &t.label_balance);
   }
   cli_progress_finish(&t.progress);
 
@@ -499,6 +590,8 @@ int cli_cmd_train(int argc, char **argv) {
       .result = res,
       .sizes = &sizes,
       .label_sizes = a.labels != NULL ? &label_sizes : NULL,
+      .balance = &res->balance,
+      .label_balance = a.labels != NULL ? &t.label_balance : NULL,
       .plan = &plan,
       .labels_seconds = labels_seconds,
       .wall_seconds = cli_now() - start,
@@ -519,13 +612,26 @@ int cli_cmd_train(int argc, char **argv) {
   }
 
   if (!a.common.quiet) {
-    printf("trained %u centroids of dimension %u on %llu of %llu rows: %u iterations, "
-           "objective %.9g\n",
-           res->k, res->dim, (unsigned long long)res->sample_rows, (unsigned long long)res->rows,
-           res->n_iter, res->objective);
+    dkm_strategy used = res->strategy; /* FLAT or HIERARCHICAL */
+    printf("trained %u centroids of dimension %u on %llu of %llu rows: ", res->k, res->dim,
+           (unsigned long long)res->sample_rows, (unsigned long long)res->rows);
+    if (used == DKM_STRATEGY_HIERARCHICAL) {
+      printf("hierarchical, objective %.9g\n", res->objective);
+    } else {
+      printf("%u iterations, objective %.9g\n", res->n_iter, res->objective);
+    }
+    char why[64];
+    printf("strategy: %s", cli_strategy_reason(p->strategy, used, res->k, why, sizeof why));
+    if (used == DKM_STRATEGY_HIERARCHICAL) {
+      printf(": %u coarse centroid%s, %u levels, %u refinement pass%s", res->coarse_k,
+             res->coarse_k == 1 ? "" : "s", res->levels, res->refine_passes,
+             res->refine_passes == 1 ? "" : "es");
+    }
+    printf("%s\n", p->balance ? ", balanced" : "");
     printf("cluster sizes: min %llu, max %llu, mean %.1f, imbalance %.3f, empty %u\n",
            (unsigned long long)sizes.min, (unsigned long long)sizes.max, sizes.mean,
            sizes.imbalance, sizes.k - sizes.used);
+    print_balance(&res->balance);
     if (res->distinct_rows != 0)
       printf("note: only %u distinct rows in the sample; %u clusters stay empty\n",
              res->distinct_rows, res->k - res->distinct_rows);

@@ -33,6 +33,11 @@
 
 /* --- sizes ------------------------------------------------------------------ */
 
+/* A group whose quota is above SKEWED_FACTOR times the mean quota (and at
+ * least SKEWED_MIN_QUOTA) is trained hierarchically in turn. */
+#define SKEWED_FACTOR 4u
+#define SKEWED_MIN_QUOTA 64u
+
 /* Coarse centroids for k fine ones: round(sqrt(k)), so that a group's
  * quota is about as large as the number of groups (the arithmetic of the
  * routing and of the groups' training balance). */
@@ -41,18 +46,27 @@ static uint32_t coarse_k_for(uint32_t k) {
   return DKM__MAX(kc, 1u);
 }
 
-void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out) {
+void dkm__quotas_weighted(uint32_t k, const double *weights, const uint64_t *sizes, uint32_t n,
+                          uint32_t *out) {
   uint64_t m = 0;
-  for (uint32_t g = 0; g < n; g++)
+  double total = 0;
+  for (uint32_t g = 0; g < n; g++) {
     m += sizes[g];
+    total += sizes[g] > 0 && weights != NULL ? weights[g] : 0;
+  }
   assert(m >= k);
+  /* No weights, or all 0 (every group one repeated row): by size. */
+  const int by_size = !(total > 0);
+  if (by_size)
+    total = (double)m;
   /* Largest remainder: the floor of each share (at least 1 for a group
    * with rows, at most its rows), then units by largest remainder where
    * short (or taken back by smallest remainder where over). Ties: lower
    * group first. */
   uint64_t sum = 0;
   for (uint32_t g = 0; g < n; g++) {
-    double ideal = (double)k * (double)sizes[g] / (double)m;
+    double w = sizes[g] == 0 ? 0 : by_size ? (double)sizes[g] : weights[g];
+    double ideal = (double)k * w / total;
     uint64_t q = (uint64_t)floor(ideal);
     if (sizes[g] > 0 && q == 0)
       q = 1;
@@ -64,7 +78,8 @@ void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out) {
     uint32_t pick = UINT32_MAX;
     double best = 0;
     for (uint32_t g = 0; g < n; g++) {
-      double rem = (double)k * (double)sizes[g] / (double)m - (double)out[g];
+      double w = sizes[g] == 0 ? 0 : by_size ? (double)sizes[g] : weights[g];
+      double rem = (double)k * w / total - (double)out[g];
       if (sum < k ? out[g] < sizes[g] && (pick == UINT32_MAX || rem > best)
                   : out[g] > 1 && (pick == UINT32_MAX || rem < best)) {
         pick = g;
@@ -80,6 +95,10 @@ void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out) {
       sum--;
     }
   }
+}
+
+void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out) {
+  dkm__quotas_weighted(k, NULL, sizes, n, out);
 }
 
 /* A seed for part `part` (0 coarse, 1 + g group g) of a run seeded with
@@ -162,6 +181,7 @@ typedef struct router {
   int32_t *labels; /* block_rows */
   float *dist;
   dkm__groups *groups;
+  double *cost; /* per group: the sum of its rows' distances to its coarse centroid */
 } router;
 
 static uint64_t route_tile(void *user, uint32_t worker, uint64_t first, const float *x,
@@ -183,18 +203,22 @@ static dkm_status route_block(void *user, uint64_t first, const float *x, uint64
         dkm__groups_add(r->eng.ctx, r->groups, (uint32_t)r->labels[i], x + (size_t)i * r->eng.dim);
     if (s != DKM_OK)
       return s;
+    r->cost[r->labels[i]] += (double)r->dist[i];
   }
   return DKM_OK;
 }
 
-/* Routes every row of sample into groups by the kc coarse centroids. */
+/* Routes every row of sample into groups by the kc coarse centroids, and
+ * sums each group's distances into cost (kc, zeroed here). */
 static dkm_status route(dkm_ctx *ctx, const dkm_params *params, dkm_source *sample,
-                        uint64_t block_rows, const float *coarse, uint32_t kc,
-                        dkm__groups *groups) {
+                        uint64_t block_rows, const float *coarse, uint32_t kc, dkm__groups *groups,
+                        double *cost) {
   const uint32_t dim = sample->dim;
   router r;
   memset(&r, 0, sizeof r);
   r.groups = groups;
+  r.cost = cost;
+  memset(cost, 0, (size_t)kc * sizeof *cost);
   const uint32_t tr = dkm__tile_rows(kc, dim);
   uint64_t b = DKM__MAX(block_rows / tr, 1) * tr;
   float *cnorm = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(float), "the coarse norms");
@@ -556,6 +580,7 @@ typedef struct hier_run {
   uint32_t *quota;  /* kc */
   uint32_t *first;  /* kc + 1: fine centroids of each group */
   uint64_t *gsizes; /* kc */
+  double *gcost;    /* kc: each group's distances to its coarse centroid, summed */
   float *fine;      /* k * dim, group after group */
   uint64_t *sizes;  /* k: each fine cluster's rows in its group's last pass */
   dkm__groups *groups;
@@ -588,7 +613,15 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
   relay rl;
   relay_to(&gp, &rl, p, DKM_PART_GROUP, g, h->kc, 0);
   dkm_result *r = NULL;
-  if (q >= DKM_HIERARCHICAL_MIN_K && q > coarse_k_for(q)) {
+  /* Hierarchical again where the quota is large, or where it is far above
+   * the mean: a tight, dense region (one component of a Zipf-sized
+   * mixture can hold a quarter of the rows) is one coarse group, whose
+   * flat training would cost its rows times its quota, several times the
+   * groups' even share. */
+  uint32_t mean_quota = (h->k + h->kc - 1) / h->kc;
+  int large =
+      q >= DKM_HIERARCHICAL_MIN_K || (q >= SKEWED_MIN_QUOTA && q > SKEWED_FACTOR * mean_quota);
+  if (large && q > coarse_k_for(q)) {
     gp.strategy = DKM_STRATEGY_HIERARCHICAL;
     s = dkm__train_hierarchical(h->ctx, &gp, src, &r);
   } else {
@@ -640,10 +673,11 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   h->quota = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(uint32_t), "the quotas");
   h->first = dkm__alloc_or_fail(ctx, ((size_t)kc + 1) * sizeof(uint32_t), "the groups' ranges");
   h->gsizes = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(uint64_t), "the group sizes");
+  h->gcost = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(double), "the group costs");
   h->fine = dkm__alloc_aligned(ctx, (size_t)k * dim * sizeof(float), "the fine centroids");
   h->sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
   if (h->coarse == NULL || h->quota == NULL || h->first == NULL || h->gsizes == NULL ||
-      h->fine == NULL || h->sizes == NULL)
+      h->gcost == NULL || h->fine == NULL || h->sizes == NULL)
     return DKM_ERR_NOMEM;
 
   /* 1. The sample. */
@@ -664,6 +698,11 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   cp.strategy = DKM_STRATEGY_FLAT;
   cp.seed = part_seed(p->seed, 0);
   cp.storage = sp.storage;
+  /* Plain k-means, even with balance: the coarse level decides which
+   * rows a group's centroids can see, and splitting a dense region between
+   * groups to even their sizes cost objective and recall (measured in
+   * docs/design.md, "Large k"). */
+  cp.balance = 0;
   relay rl;
   relay_to(&cp, &rl, p, DKM_PART_COARSE, 0, 0, 0);
   dkm_result *cr = NULL;
@@ -682,7 +721,7 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
     s = dkm__groups_create(ctx, sp.storage, p->tmp_dir, src->name, sp.sample_rows, dim, kc,
                            &h->groups);
   if (s == DKM_OK)
-    s = route(ctx, p, sample, sp.block_rows, h->coarse, kc, h->groups);
+    s = route(ctx, p, sample, sp.block_rows, h->coarse, kc, h->groups, h->gcost);
   if (owned)
     dkm_source_close(sample);
   if (s == DKM_OK)
@@ -697,7 +736,23 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   t0 = dkm__now();
   for (uint32_t g = 0; g < kc; g++)
     h->gsizes[g] = dkm__groups_rows(h->groups, g);
-  dkm__quotas(k, h->gsizes, kc, h->quota);
+  /* Balanced partitions: quotas by size, so that every group's clusters
+   * average the same size (as cuVS and Lance do). Otherwise by the
+   * geometric mean of the size and the cost (the group's distances to its
+   * coarse centroid): by size alone, a group of spread rows gets as few
+   * centroids as a tight one of the same size, where flat training would
+   * give it more; by cost alone (what asymptotic quantisation theory gives
+   * for a smooth density), a group that holds a few distant clumps gets
+   * too many. Their geometric mean was the best or close to it on every
+   * data set measured (docs/design.md, "Quotas").
+   * Inner-product distances are no costs (they are negative): by size. */
+  if (p->balance || p->metric == DKM_METRIC_IP) {
+    dkm__quotas(k, h->gsizes, kc, h->quota);
+  } else {
+    for (uint32_t g = 0; g < kc; g++)
+      h->gcost[g] = h->gcost[g] > 0 ? sqrt(h->gcost[g] * (double)h->gsizes[g]) : 0;
+    dkm__quotas_weighted(k, h->gcost, h->gsizes, kc, h->quota);
+  }
   uint32_t carry = 0, used = 0;
   double objective = 0;
   h->levels = 2;
@@ -803,6 +858,7 @@ dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_s
   dkm__free(ctx, h.quota);
   dkm__free(ctx, h.first);
   dkm__free(ctx, h.gsizes);
+  dkm__free(ctx, h.gcost);
   dkm__free_aligned(ctx, h.fine);
   dkm__free(ctx, h.sizes);
   dkm__groups_free(h.groups);

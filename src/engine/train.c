@@ -301,8 +301,8 @@ static uint32_t repair_empty(dkm__trainer *t, uint32_t lo, uint32_t hi) {
  * first) decide every move: no randomness, the same moves on any thread
  * count. The last update moves nothing, so the centroids returned are the
  * means of the partition whose sizes are reported. */
-#define BALANCE_BIG 2.0
-#define BALANCE_SMALL 0.5
+#define BALANCE_BIG 1.5
+#define BALANCE_SMALL 0.7
 
 /* Clusters as (size, index) pairs, sorted largest first, then by index: a
  * total order, so the unstable qsort gives the same order on every run. */

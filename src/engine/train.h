@@ -102,6 +102,11 @@ dkm_status dkm__plan_hierarchical(dkm_ctx *ctx, const dkm_params *params, const 
  * sizes[g], summing to k exactly. */
 void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out);
 
+/* The same, proportional to weights[g] (>= 0) instead of the sizes
+ * (weights NULL, or all 0: the sizes); sizes still bound each quota. */
+void dkm__quotas_weighted(uint32_t k, const double *weights, const uint64_t *sizes, uint32_t n,
+                          uint32_t *out);
+
 /* Fills t->centroids (normalised for cosine) for the run whose RNG is
  * t->rng. */
 dkm_status dkm__init_centroids(dkm__trainer *t, uint32_t run);
