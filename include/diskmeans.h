@@ -397,12 +397,13 @@ typedef struct dkm_params {
   dkm_strategy strategy; /* default DKM_STRATEGY_AUTO */
   uint32_t refine;       /* hierarchical: refinement passes after the groups;
                             default 2; 0 keeps the groups' centroids */
-  int balance;           /* non-zero: balance the partitions. Every Lloyd
-                            pass (flat, groups, refinement) then adds to each
-                            centroid's distances a price that rises while
-                            its cluster is above the mean size and falls
-                            while below, from the previous pass's sizes
-                            (deterministic); default 0 */
+  int balance;           /* non-zero: balance the partitions. Every update
+                            but the last (flat, groups, refinement) moves
+                            the centroids of clusters below 0.7x the mean
+                            size to split the clusters above 1.5x, one for
+                            one, largest and smallest first (sizes decide:
+                            deterministic); hierarchical quotas go by group
+                            size. Default 0 */
 } dkm_params;
 
 /** Fills params with the defaults above (k = 0: the caller must set k). */
@@ -488,8 +489,9 @@ typedef struct dkm_result {
                               refine_passes */
   dkm_iter_stats *iters;   /* n_iter entries, the best run's; hierarchical:
                               the groups' last passes taken together (their
-                              objectives summed, seconds those of all the
-                              groups), then one entry per refinement pass */
+                              objectives, repairs and moves summed, seconds
+                              those of all the groups), then one entry per
+                              refinement pass */
   uint32_t best_run;       /* which of the n_redo runs won */
   uint64_t rows;           /* rows of the source */
   uint64_t sample_rows;    /* rows trained on */

@@ -74,6 +74,7 @@ void dkm__quotas_weighted(uint32_t k, const double *weights, const uint64_t *siz
     out[g] = (uint32_t)q;
     sum += q;
   }
+  uint32_t floor_q = 1; /* the least a group with rows keeps when taking back */
   while (sum != k) {
     uint32_t pick = UINT32_MAX;
     double best = 0;
@@ -81,10 +82,15 @@ void dkm__quotas_weighted(uint32_t k, const double *weights, const uint64_t *siz
       double w = sizes[g] == 0 ? 0 : by_size ? (double)sizes[g] : weights[g];
       double rem = (double)k * w / total - (double)out[g];
       if (sum < k ? out[g] < sizes[g] && (pick == UINT32_MAX || rem > best)
-                  : out[g] > 1 && (pick == UINT32_MAX || rem < best)) {
+                  : out[g] > floor_q && (pick == UINT32_MAX || rem < best)) {
         pick = g;
         best = rem;
       }
+    }
+    if (pick == UINT32_MAX && sum > k && floor_q == 1) {
+      /* More groups with rows than k: some get none after all. */
+      floor_q = 0;
+      continue;
     }
     assert(pick != UINT32_MAX);
     if (sum < k) {
@@ -576,25 +582,28 @@ typedef struct hier_run {
   const dkm_params *params;
   dkm_result *res;
   uint32_t k, dim, kc;
-  float *coarse;    /* kc * dim */
-  uint32_t *quota;  /* kc */
-  uint32_t *first;  /* kc + 1: fine centroids of each group */
-  uint64_t *gsizes; /* kc */
-  double *gcost;    /* kc: each group's distances to its coarse centroid, summed */
-  float *fine;      /* k * dim, group after group */
-  uint64_t *sizes;  /* k: each fine cluster's rows in its group's last pass */
+  float *coarse;      /* kc * dim */
+  uint32_t *quota;    /* kc */
+  uint32_t *first;    /* kc + 1: fine centroids of each group */
+  uint64_t *gsizes;   /* kc: rows of each group, 0 once its distinct rows are known */
+  double *gcost;      /* kc: each group's distances to its coarse centroid, summed */
+  uint32_t *distinct; /* kc: a group's distinct rows where fewer than its quota, else 0 */
+  float *fine;        /* k * dim, group after group */
+  uint64_t *sizes;    /* k: each fine cluster's rows in its group's last pass */
   dkm__groups *groups;
   uint32_t levels;
 } hier_run;
 
 /* Trains group g into its quota, possibly with more from earlier groups
  * that could not use all of theirs (*carry), and keeps its centroids at
- * the end of the ones so far (*used). */
+ * the end of the ones so far (*used). A group found to hold fewer distinct
+ * rows than that gets them recorded (and *found set). */
 static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t g, uint32_t *carry,
-                              uint32_t *used, double *objective) {
+                              uint32_t *used, double *objective, int *found) {
   const dkm_params *p = h->params;
   uint64_t n = dkm__groups_rows(h->groups, g);
-  uint32_t extra = (uint32_t)DKM__MIN((uint64_t)*carry, n - h->quota[g]);
+  /* A group whose distinct rows are known takes exactly that many. */
+  uint32_t extra = h->distinct[g] != 0 ? 0 : (uint32_t)DKM__MIN((uint64_t)*carry, n - h->quota[g]);
   uint32_t q = h->quota[g] + extra;
   *carry -= extra;
   h->first[g] = *used;
@@ -643,9 +652,18 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
     h->sizes[*used + kept] = r->cluster_sizes[c];
     kept++;
   }
+  if (kept < q && h->distinct[g] == 0) {
+    h->distinct[g] = kept;
+    h->gsizes[g] = 0;
+    *found = 1;
+  }
   *carry += q - kept;
   *used += kept;
   *objective += r->objective;
+  /* The result's first entry takes the groups' last passes together. */
+  const dkm_iter_stats *last = &r->iters[r->n_iter - 1];
+  h->res->iters[0].repaired += last->repaired;
+  h->res->iters[0].rebalanced += last->rebalanced;
   h->res->init_seconds += r->init_seconds;
   h->res->spill_bytes += r->spill_bytes;
   dkm_result_free(r);
@@ -674,10 +692,13 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   h->first = dkm__alloc_or_fail(ctx, ((size_t)kc + 1) * sizeof(uint32_t), "the groups' ranges");
   h->gsizes = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(uint64_t), "the group sizes");
   h->gcost = dkm__alloc_or_fail(ctx, (size_t)kc * sizeof(double), "the group costs");
+  h->distinct = dkm__calloc(ctx, kc, sizeof(uint32_t));
+  if (h->distinct == NULL)
+    dkm_ctx_set_error(ctx, DKM_ERR_NOMEM, "out of memory allocating the groups' distinct rows");
   h->fine = dkm__alloc_aligned(ctx, (size_t)k * dim * sizeof(float), "the fine centroids");
   h->sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");
   if (h->coarse == NULL || h->quota == NULL || h->first == NULL || h->gsizes == NULL ||
-      h->gcost == NULL || h->fine == NULL || h->sizes == NULL)
+      h->gcost == NULL || h->distinct == NULL || h->fine == NULL || h->sizes == NULL)
     return DKM_ERR_NOMEM;
 
   /* 1. The sample. */
@@ -746,20 +767,51 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
    * too many. Their geometric mean was the best or close to it on every
    * data set measured (docs/design.md, "Quotas").
    * Inner-product distances are no costs (they are negative): by size. */
-  if (p->balance || p->metric == DKM_METRIC_IP) {
-    dkm__quotas(k, h->gsizes, kc, h->quota);
-  } else {
+  const int by_size = p->balance || p->metric == DKM_METRIC_IP;
+  for (uint32_t g = 0; g < kc; g++)
+    h->gcost[g] = h->gcost[g] > 0 ? sqrt(h->gcost[g] * (double)h->gsizes[g]) : 0;
+  /* Quota that a group with fewer distinct rows than its quota cannot use
+   * goes to the groups after it. Where that leaves some unused while other
+   * groups might have used it, every group is trained again: the ones whose
+   * distinct rows are known get exactly that many centroids, the others
+   * share the rest. Only data with many copies of few rows pays
+   * for this; each round learns about one group more at least. */
+  uint32_t carry, used;
+  double objective;
+  for (;;) {
+    uint64_t m_left = 0;
+    uint32_t k_left = k;
+    for (uint32_t g = 0; g < kc; g++) {
+      m_left += h->gsizes[g];
+      k_left -= h->distinct[g];
+    }
+    uint32_t k_share = (uint32_t)DKM__MIN((uint64_t)k_left, m_left);
+    memset(h->quota, 0, (size_t)kc * sizeof(uint32_t));
+    if (k_share > 0)
+      dkm__quotas_weighted(k_share, by_size ? NULL : h->gcost, h->gsizes, kc, h->quota);
     for (uint32_t g = 0; g < kc; g++)
-      h->gcost[g] = h->gcost[g] > 0 ? sqrt(h->gcost[g] * (double)h->gsizes[g]) : 0;
-    dkm__quotas_weighted(k, h->gcost, h->gsizes, kc, h->quota);
+      if (h->distinct[g] != 0)
+        h->quota[g] = h->distinct[g];
+    carry = used = 0;
+    objective = 0;
+    h->levels = 2;
+    memset(&res->iters[0], 0, sizeof res->iters[0]);
+    int found = 0;
+    for (uint32_t g = 0; g < kc && s == DKM_OK; g++)
+      s = train_group(h, &sp, g, &carry, &used, &objective, &found);
+    if (s != DKM_OK)
+      return s;
+    if (used == k || !found)
+      break;
+    /* Again only if the other groups have rows left for more centroids. */
+    uint64_t open = 0, known = 0;
+    for (uint32_t g = 0; g < kc; g++) {
+      open += h->gsizes[g];
+      known += h->distinct[g];
+    }
+    if (open <= used - known)
+      break;
   }
-  uint32_t carry = 0, used = 0;
-  double objective = 0;
-  h->levels = 2;
-  for (uint32_t g = 0; g < kc && s == DKM_OK; g++)
-    s = train_group(h, &sp, g, &carry, &used, &objective);
-  if (s != DKM_OK)
-    return s;
   h->first[kc] = used;
   /* Quota that no group could use: clusters left empty (the sample has
    * fewer distinct rows than k), at the end of the last group with
@@ -859,6 +911,7 @@ dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_s
   dkm__free(ctx, h.first);
   dkm__free(ctx, h.gsizes);
   dkm__free(ctx, h.gcost);
+  dkm__free(ctx, h.distinct);
   dkm__free_aligned(ctx, h.fine);
   dkm__free(ctx, h.sizes);
   dkm__groups_free(h.groups);
@@ -889,13 +942,20 @@ static dkm_status plan_mode(dkm_ctx *ctx, const dkm_params *params, const dkm_so
   /* Kept from the groups to the end: the fine centroids and sizes, the
    * coarse centroids and the groups' bookkeeping. */
   uint64_t kept = (uint64_t)k * (dim * sizeof(float) + sizeof(uint64_t)) +
-                  (uint64_t)kc * (dim * sizeof(float) + 2 * sizeof(uint32_t) + sizeof(uint64_t));
+                  (uint64_t)kc * (dim * sizeof(float) + 3 * sizeof(uint32_t) + sizeof(uint64_t));
+  kept += (uint64_t)k * (dim * sizeof(float) + sizeof(uint64_t)); /* the result's, from the start */
   uint64_t grouped = (memory ? sample : 0) + dkm__groups_overhead_bytes(m, dim, kc);
   uint64_t drawn = memory && !sp.from_source ? sample : 0; /* the sample until routed */
   uint64_t gather = sp.gather_block_rows * (dim * sizeof(float) + sizeof(uint32_t));
   /* Routing streams the sample through the engine's blocks. */
   uint64_t route_bytes = drawn + grouped + 2 * sp.block_rows * dim * sizeof(float) +
                          sp.block_rows * (sizeof(int32_t) + sizeof(float));
+  /* ... and labels them with the coarse kernel: its packed centroids and a
+   * scratch per worker. */
+  const uint64_t rtr = dkm__tile_rows(kc, dim);
+  route_bytes += (dkm__packed_floats(kc, dim) +
+                  (uint64_t)w * (rtr * dkm__tile_cols(kc, dim) + 2 * rtr + dim)) *
+                 sizeof(float);
   /* The refinement: a trainer over all k centroids reading the groups,
    * plus the groups' kernels and the per-worker scores of the coarse
    * centroids. A group's training needs less (a trainer of its quota). */

@@ -98,7 +98,7 @@ dkm_status dkm__plan_hierarchical(dkm_ctx *ctx, const dkm_params *params, const 
                                   dkm_plan *out);
 
 /* Quotas for n groups of sizes (summing to m >= k): out[g] proportional to
- * sizes[g] by largest remainder, at least 1 where sizes[g] > 0, at most
+ * sizes[g] by largest remainder, at least 1 where sizes[g] > 0 (while k allows), at most
  * sizes[g], summing to k exactly. */
 void dkm__quotas(uint32_t k, const uint64_t *sizes, uint32_t n, uint32_t *out);
 

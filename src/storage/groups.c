@@ -47,7 +47,10 @@ static uint64_t chunk_rows_for(uint64_t rows, uint32_t dim, uint32_t n_groups) {
 uint64_t dkm__groups_overhead_bytes(uint64_t rows, uint32_t dim, uint32_t n_groups) {
   uint64_t cr = chunk_rows_for(rows, dim, n_groups);
   uint64_t buffers = (uint64_t)n_groups * cr * dim * sizeof(float);
-  uint64_t lists = (rows / cr + 2 * (uint64_t)n_groups) * sizeof(uint64_t);
+  /* A list starts at 16 entries and doubles, the old one live while it
+   * is copied. */
+  uint64_t lists =
+      (16 * (uint64_t)n_groups + 3 * (rows / cr + (uint64_t)n_groups)) * sizeof(uint64_t);
   return buffers + lists + (uint64_t)n_groups * (sizeof(group) + sizeof(uint64_t));
 }
 

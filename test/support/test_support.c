@@ -13,6 +13,10 @@
 
 #include "test_support.h"
 
+/* Each block carries its size in a header of 16 bytes (keeping malloc's
+ * alignment), so that frees can be subtracted from the live bytes. */
+#define HEADER 16
+
 static void *counting_alloc(void *user, size_t size) {
   dkm_test_alloc *s = user;
   long index = __atomic_add_fetch(&s->count, 1, __ATOMIC_SEQ_CST);
@@ -20,18 +24,32 @@ static void *counting_alloc(void *user, size_t size) {
     __atomic_add_fetch(&s->failures, 1, __ATOMIC_SEQ_CST);
     return NULL;
   }
-  void *p = malloc(size);
-  if (p != NULL)
-    __atomic_add_fetch(&s->live, 1, __ATOMIC_SEQ_CST);
-  return p;
+  if (size > SIZE_MAX - HEADER)
+    return NULL;
+  size_t *p = malloc(size + HEADER);
+  if (p == NULL)
+    return NULL;
+  p[0] = size;
+  /* Fresh memory is never zero here: a field the library forgets to set
+   * reads as 0xA5A5... on every run, not as whatever malloc left. */
+  memset(p + HEADER / sizeof *p, 0xA5, size);
+  __atomic_add_fetch(&s->live, 1, __ATOMIC_SEQ_CST);
+  long long now = __atomic_add_fetch(&s->bytes, (long long)size, __ATOMIC_SEQ_CST);
+  long long peak = __atomic_load_n(&s->peak_bytes, __ATOMIC_SEQ_CST);
+  while (now > peak && !__atomic_compare_exchange_n(&s->peak_bytes, &peak, now, 0, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST)) {
+  }
+  return (char *)p + HEADER;
 }
 
 static void counting_free(void *user, void *ptr) {
   dkm_test_alloc *s = user;
   if (ptr == NULL)
     return;
+  size_t *p = (size_t *)((char *)ptr - HEADER);
   __atomic_sub_fetch(&s->live, 1, __ATOMIC_SEQ_CST);
-  free(ptr);
+  __atomic_sub_fetch(&s->bytes, (long long)p[0], __ATOMIC_SEQ_CST);
+  free(p);
 }
 
 dkm_ctx *dkm_test_ctx(dkm_test_alloc *state) {

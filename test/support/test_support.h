@@ -17,10 +17,13 @@
 /* A counting allocator: tests check that every allocation was freed, and
  * make the N-th allocation fail to prove that failure paths leak nothing. */
 typedef struct dkm_test_alloc {
-  long live;     /* allocations not yet freed */
-  long count;    /* allocations made */
-  long fail_at;  /* 1-based index of the allocation that fails; 0 = none */
-  long failures; /* allocations refused */
+  long live;            /* allocations not yet freed */
+  long count;           /* allocations made */
+  long fail_at;         /* 1-based index of the allocation that fails; 0 = none */
+  long failures;        /* allocations refused */
+  long long bytes;      /* bytes allocated and not yet freed */
+  long long peak_bytes; /* the most `bytes` has been (a test may lower it to
+                           `bytes` to measure the peak of one call) */
 } dkm_test_alloc;
 
 /* A context using a counting allocator (state is reset). */
