@@ -4,7 +4,8 @@
 #               AddressSanitizer + UndefinedBehaviorSanitizer, and under
 #               ThreadSanitizer), then fuzzes each libFuzzer target for
 #               FUZZ_SECONDS (built with clang)
-# Others: make build, make install [PREFIX=...], make bench, make fuzz, make clean.
+# Others: make build, make install [PREFIX=...], make bench, make bench-large,
+# make fuzz, make clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -21,10 +22,19 @@ CMAKE_FLAGS ?=
 DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
        libjansson-dev zlib1g-dev dataset-fashion-mnist python3-numpy
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
+# make bench: alternating repeats of each method in the large-k table.
+LARGE_K_REPEATS ?= 3
+# make bench-large: the data set, k, where the data and the spill file go.
+ROWS      ?= 16777216
+DIM       ?= 256
+K         ?= 65536
+LARGE_DIR ?= $(BUILD)/bench-large
+LARGE_TMP ?= $(LARGE_DIR)/tmp
+HIER_ARGS ?=
 FUZZ_DEPS = clang libclang-rt-14-dev
 
 .PHONY: all deps bench-deps fuzz-deps build build-asan build-tsan test test-release test-asan \
-        test-tsan test-fuzz demo install bench fuzz clean
+        test-tsan test-fuzz demo install bench bench-large fuzz clean
 
 all: build
 
@@ -72,8 +82,27 @@ demo: build
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# After the side-by-side table, the large-k table (bench/large_k.py: flat and
+# hierarchical diskmeans against FAISS's two-level clustering, k = 4096 and
+# 1024), with LARGE_K_REPEATS alternating repeats of each method; HIER_ARGS go
+# to the hierarchical rows only (e.g. HIER_ARGS="--refine 2"). Both run even
+# if the other fails; the status is the first failure's.
 bench: build bench-deps
-	@bash bench/compare.sh $(BUILD)
+	@status=0; bash bench/compare.sh $(BUILD) || status=$$?; \
+	mkdir -p bench/results; \
+	/usr/bin/python3 bench/large_k.py --build-dir $(BUILD) --repeats $(LARGE_K_REPEATS) \
+	  --hier-args "$(HIER_ARGS)" --markdown bench/results/large-k.md \
+	  --json-out bench/results/large-k.json || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	exit $$status
+
+# The moonshot (bench/bench_large.py): ROWS x DIM float32 rows (16 GiB by
+# default, generated once into LARGE_DIR after a free-space check), trained
+# hierarchically at k = K under /usr/bin/time -v with its temporary files in
+# LARGE_TMP; prints wall time, peak RSS and temporary disk against the goals.
+# A small run: make bench-large ROWS=1048576 K=4096
+bench-large: build
+	@/usr/bin/python3 bench/bench_large.py --build-dir $(BUILD) --dir $(LARGE_DIR) \
+	  --tmp-dir $(LARGE_TMP) --rows $(ROWS) --dim $(DIM) --k $(K) --hier-args "$(HIER_ARGS)"
 
 # The libFuzzer targets (and, with them, the rest of the tree built by clang)
 # under ASan+UBSan. Run one longer with, e.g.,
