@@ -679,11 +679,7 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   dkm_status s = sample_plan(ctx, p, src, &sp);
   if (s != DKM_OK)
     return s;
-  res->rows = sp.rows;
-  res->sample_rows = sp.sample_rows;
-  res->storage = sp.storage;
-  res->from_source = sp.from_source;
-  res->strategy = DKM_STRATEGY_HIERARCHICAL;
+  dkm__result_set_plan(res, &sp, DKM_STRATEGY_HIERARCHICAL);
   h->kc = coarse_k_for(k);
   res->coarse_k = h->kc;
   const uint32_t kc = h->kc;

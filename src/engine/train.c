@@ -633,6 +633,14 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
   return DKM_OK;
 }
 
+void dkm__result_set_plan(dkm_result *res, const dkm__sample_plan *sp, dkm_strategy strategy) {
+  res->rows = sp->rows;
+  res->sample_rows = sp->sample_rows;
+  res->storage = sp->storage;
+  res->from_source = sp->from_source;
+  res->strategy = strategy;
+}
+
 dkm_result *dkm__result_alloc(dkm_ctx *ctx, uint32_t k, uint32_t dim, uint32_t n_iter) {
   result_box *box = dkm__calloc(ctx, 1, sizeof *box);
   if (box == NULL) {
@@ -669,11 +677,7 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
       (s = dkm__check_centroids(ctx, DKM_ERR_PARAM, "init_centroids", params->init_centroids,
                                 params->k, dim, params->metric)) != DKM_OK)
     return s;
-  res->rows = sp.rows;
-  res->sample_rows = sp.sample_rows;
-  res->storage = sp.storage;
-  res->from_source = sp.from_source;
-  res->strategy = DKM_STRATEGY_FLAT;
+  dkm__result_set_plan(res, &sp, DKM_STRATEGY_FLAT);
   dkm_iter_stats *iters = dkm__alloc_or_fail(ctx, (size_t)params->max_iter * sizeof(dkm_iter_stats),
                                              "the iteration statistics");
   uint64_t *sizes = dkm__alloc_or_fail(ctx, (size_t)k * sizeof(uint64_t), "the cluster sizes");

@@ -81,6 +81,10 @@ dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_s
 /* The strategy params ask for, with AUTO resolved. */
 dkm_strategy dkm__strategy_for(const dkm_params *params);
 
+/* Copies what the sample plan decided (rows, sample rows, storage, in
+ * place) into a result, with the strategy used. */
+void dkm__result_set_plan(dkm_result *res, const dkm__sample_plan *sp, dkm_strategy strategy);
+
 /* Allocates an empty result owned by ctx (k centroids of dim, n_iter
  * statistics) that dkm_result_free() frees; NULL on failure (recorded). */
 dkm_result *dkm__result_alloc(dkm_ctx *ctx, uint32_t k, uint32_t dim, uint32_t n_iter);
