@@ -584,6 +584,55 @@ static void no_refinement(void **state) {
   assert_int_equal(a.live, 0);
 }
 
+/* A group trained hierarchically in turn refines nothing of its own: the
+ * refinement of the whole run passes over its rows anyway, with candidates
+ * from every group. Its progress shows: no refinement report from inside
+ * a group, while reports from one level down (its coarse level) show that
+ * it nested. */
+typedef struct nest_watch {
+  int nested;        /* reports from one level down */
+  int group_refines; /* refinement reports from inside a group */
+} nest_watch;
+
+static int watch_nesting(void *user, const dkm_progress *pr) {
+  nest_watch *w = user;
+  w->nested += pr->level >= 1;
+  w->group_refines += pr->phase == DKM_PHASE_REFINE && pr->part != DKM_PART_WHOLE;
+  return 0;
+}
+
+static void nested_groups_leave_refinement_to_the_top(void **state) {
+  (void)state;
+  enum { TIGHT = 12000, SPREAD = 8000, DIM = 4 };
+  /* A tight blob among spread rows: its group's share of k = 8192 is above
+   * 4096, so that group is trained hierarchically in turn. */
+  float *x = malloc(sizeof(float) * (TIGHT + SPREAD) * DIM);
+  assert_non_null(x);
+  uint64_t rng = 5;
+  for (int r = 0; r < TIGHT + SPREAD; r++)
+    for (int j = 0; j < DIM; j++)
+      x[r * DIM + j] = r % 5 < 3 ? (float)(0.01 * dkm_test_normal(&rng))
+                                 : (float)(2000 * dkm_test_uniform(&rng) - 1000);
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  dkm_params p;
+  hier_params(&p, 8192);
+  p.max_iter = 3;
+  p.refine = 2;
+  nest_watch w = {0, 0};
+  p.progress = watch_nesting;
+  p.progress_user = &w;
+  dkm_result *r = dkm_test_train_rows(ctx, &p, x, TIGHT + SPREAD, DIM);
+  assert_true(r->levels >= 3);
+  assert_true(w.nested > 0);
+  assert_int_equal(w.group_refines, 0);
+  assert_int_equal(r->refine_passes, 2);
+  dkm_result_free(r);
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
+  free(x);
+}
+
 /* --- 5. balance ------------------------------------------------------------------- */
 
 /* Clusters of Zipf-like sizes (the i-th about 1 / (i + 1) of the rows)
@@ -981,6 +1030,7 @@ int main(void) {
       cmocka_unit_test(a_group_with_fewer_distinct_rows_than_its_quota),
       cmocka_unit_test(tiny_k),
       cmocka_unit_test(no_refinement),
+      cmocka_unit_test(nested_groups_leave_refinement_to_the_top),
       cmocka_unit_test(balance_evens_the_partitions),
       cmocka_unit_test(cancel_in_every_phase),
       cmocka_unit_test(allocation_failures_leak_nothing),
