@@ -488,10 +488,10 @@ typedef struct dkm_result {
   uint32_t n_iter;         /* iterations of the best run; hierarchical: 1 +
                               refine_passes */
   dkm_iter_stats *iters;   /* n_iter entries, the best run's; hierarchical:
-                              the groups' last passes taken together (their
-                              objectives, repairs and moves summed, seconds
-                              those of all the groups), then one entry per
-                              refinement pass */
+                              the groups taken together (their last passes'
+                              objectives summed, the repairs and moves of
+                              all their passes, seconds those of all the
+                              groups), then one entry per refinement pass */
   uint32_t best_run;       /* which of the n_redo runs won */
   uint64_t rows;           /* rows of the source */
   uint64_t sample_rows;    /* rows trained on */

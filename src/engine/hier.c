@@ -666,10 +666,13 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
   *carry += q - kept;
   *used += kept;
   *objective += r->objective;
-  /* The result's first entry takes the groups' last passes together. */
-  const dkm_iter_stats *last = &r->iters[r->n_iter - 1];
-  h->res->iters[0].repaired += last->repaired;
-  h->res->iters[0].rebalanced += last->rebalanced;
+  /* The result's first entry takes the groups together: their last
+   * passes' objectives, and the repairs and moves of all their passes (a
+   * last pass moves nothing). */
+  for (uint32_t i = 0; i < r->n_iter; i++) {
+    h->res->iters[0].repaired += r->iters[i].repaired;
+    h->res->iters[0].rebalanced += r->iters[i].rebalanced;
+  }
   h->res->init_seconds += r->init_seconds;
   h->res->spill_bytes += r->spill_bytes;
   dkm_result_free(r);
