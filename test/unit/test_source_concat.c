@@ -383,23 +383,31 @@ static void training_on_parts_equals_training_on_the_whole(void **state) {
   p.tmp_dir = dir;
   p.block_rows = 700; /* blocks across the cuts */
   int32_t *la = malloc(sizeof(int32_t) * N), *lb = malloc(sizeof(int32_t) * N);
-  for (int mode = 0; mode < 4; mode++) {
+  /* Modes 0-3: mixed dtypes, whole input or a subsample; 4-5: float32
+   * parts only, resident like one array, so memory mode trains on them in
+   * place. */
+  for (int mode = 0; mode < 6; mode++) {
+    int all_f32 = mode >= 4;
     p.storage = mode % 2 == 0 ? DKM_STORAGE_MEMORY : DKM_STORAGE_DISK;
-    p.max_points_per_centroid = mode < 2 ? 0 : 100;
+    p.max_points_per_centroid = mode == 2 || mode == 3 ? 100 : 0;
     dkm_result *whole = dkm_test_train_rows(ctx, &p, x, N, D);
     dkm_source *parts[4];
     for (int i = 0; i < 4; i++) {
       uint64_t r0 = cut[i], n = cut[i + 1] - cut[i];
-      dkm_status st =
-          i == 1   ? dkm_source_from_memory(ctx, u + r0 * D, DKM_DTYPE_U8, n, D, &parts[i])
-          : i == 2 ? dkm_source_from_memory(ctx, f + r0 * D, DKM_DTYPE_F64, n, D, &parts[i])
-                   : dkm_source_from_memory(ctx, x + r0 * D, DKM_DTYPE_F32, n, D, &parts[i]);
+      dkm_status st = i == 1 && !all_f32
+                          ? dkm_source_from_memory(ctx, u + r0 * D, DKM_DTYPE_U8, n, D, &parts[i])
+                      : i == 2 && !all_f32
+                          ? dkm_source_from_memory(ctx, f + r0 * D, DKM_DTYPE_F64, n, D, &parts[i])
+                          : dkm_source_from_memory(ctx, x + r0 * D, DKM_DTYPE_F32, n, D, &parts[i]);
       assert_int_equal(st, DKM_OK);
     }
     dkm_source *src;
     assert_int_equal(dkm_source_concat(ctx, parts, 4, &src), DKM_OK);
     dkm_result *joined = dkm_test_train(ctx, &p, src);
     dkm_test_assert_same_result(whole, joined, "parts vs whole");
+    if (all_f32)
+      assert_int_equal(joined->from_source, whole->from_source);
+    assert_int_equal((src->flags & DKM_SOURCE_RESIDENT) != 0, all_f32);
     dkm_source *mem;
     assert_int_equal(dkm_source_from_memory(ctx, x, DKM_DTYPE_F32, N, D, &mem), DKM_OK);
     assert_int_equal(dkm_assign(ctx, &p, mem, whole->centroids, K, D, la, NULL), DKM_OK);
