@@ -88,7 +88,10 @@ install: build
 # to the hierarchical rows only (e.g. HIER_ARGS="--refine 2"). Both run even
 # if the other fails; the status is the first failure's.
 bench: build bench-deps
-	@status=0; bash bench/compare.sh $(BUILD) || status=$$?; \
+	@status=0; mkdir -p bench/results; \
+	for t in f32 f16; do $(BUILD)/bench/bench_shards --dir $(BUILD)/bench-shards --dtype $$t \
+	  >bench/results/shards-$$t.json || status=$$?; done; \
+	bash bench/compare.sh $(BUILD) || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	mkdir -p bench/results; \
 	/usr/bin/python3 bench/large_k.py --build-dir $(BUILD) --repeats $(LARGE_K_REPEATS) \
 	  --hier-args "$(HIER_ARGS)" --markdown bench/results/large-k.md \

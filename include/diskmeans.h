@@ -200,10 +200,13 @@ typedef enum dkm_format {
   DKM_FORMAT_IDX,      /* MNIST-family IDX, optionally gzip-compressed */
   DKM_FORMAT_RAW,      /* headerless rows; needs dim and dtype */
   DKM_FORMAT_MEMORY,   /* not a file: an array in memory */
-  DKM_FORMAT_SPILL     /* not a file: the library's own spilled sample */
+  DKM_FORMAT_SPILL,    /* not a file: the library's own spilled sample */
+  DKM_FORMAT_MIXED     /* not a file: parts of different formats joined by
+                          dkm_source_concat() */
 } dkm_format;
 
-/** Short name: "fvecs", "bvecs", "npy", "idx", "raw", "memory", "spill". */
+/** Short name: "fvecs", "bvecs", "npy", "idx", "raw", "memory", "spill",
+ *  "mixed". */
 DKM_API const char *dkm_format_name(dkm_format format);
 
 /** Parses "auto", "fvecs", "bvecs", "npy", "idx" or "raw". Returns 0 on
@@ -247,6 +250,37 @@ DKM_API void dkm_file_options_init(dkm_file_options *options);
  *  dkm_source_close(). */
 DKM_API dkm_status dkm_source_open_file(dkm_ctx *ctx, const char *path,
                                         const dkm_file_options *options, dkm_source **out);
+
+/** Makes one source of n_parts sources, their rows one after the other in
+ *  the order given: row r of the whole is row r - (rows of the parts before
+ *  it) of its part. Training and assignment over it give exactly what they
+ *  give over one source holding the same rows (the same sample, centroids
+ *  and labels, bit for bit). Each part may be of any kind, format and dtype.
+ *
+ *  Ownership: the parts (not the array) always pass to the call, on success
+ *  AND on failure. On success *out owns them and dkm_source_close(*out)
+ *  closes them; on failure they are already closed and *out is NULL. The
+ *  caller must not use or close a part afterwards. With one part, *out is
+ *  that part itself.
+ *
+ *  The parts must agree on dim (else DKM_ERR_FORMAT naming both parts and
+ *  their dims) and none may be empty (DKM_ERR_FORMAT naming it); the total
+ *  row count must fit 64 bits (DKM_ERR_FORMAT). DKM_ERR_PARAM for out or
+ *  parts NULL, n_parts 0, or a NULL part. DKM_ERR_NOMEM.
+ *
+ *  The new source's fields: dtype is the parts' common dtype, or
+ *  DKM_DTYPE_F32 when they differ ("mixed": every row is read as float32
+ *  anyway); format is their common format, or DKM_FORMAT_MIXED; bytes is
+ *  the sum of theirs; name is "FIRST ... LAST (N parts)". It is
+ *  DKM_SOURCE_SEQUENTIAL when any part is (reads in increasing row order
+ *  reach every part in order), DKM_SOURCE_RESIDENT only when every part is.
+ *  A read within one part is that part's own read; a read across parts
+ *  fills the caller's buffer from each in turn. A failure of a part's read
+ *  is reported as the part reports it (naming the part and its own row). A
+ *  row that training or assignment rejects (a NaN, say) is named by its
+ *  part and its row in that part. */
+DKM_API dkm_status dkm_source_concat(dkm_ctx *ctx, dkm_source *const *parts, size_t n_parts,
+                                     dkm_source **out);
 
 /** Reads rows through src->methods->read after checking the range. */
 DKM_API dkm_status dkm_source_read(dkm_ctx *ctx, dkm_source *src, uint64_t first, uint64_t count,

@@ -307,10 +307,12 @@ static int cli_common_option(const cli_scanner *s, int id, const char *value, cl
   case CLI_SCAN_ERROR:
     return CLI_EXIT_USAGE;
   case CLI_SCAN_ARG:
-    if (c->input != NULL) {
-      return cli_usage_error(s->cmd, "unexpected argument '%s' (one INPUT only)", value);
+    if (value[0] == '@' && value[1] == '\0') {
+      return cli_usage_error(s->cmd, "'@' names no list file (@LIST)");
     }
-    c->input = value;
+    if (cli_inputs_arg(value) != 0) {
+      return CLI_EXIT_ERROR;
+    }
     break;
   case CLI_OPT_HELP:
     fputs(cli_help_text(s->cmd), stdout);
@@ -381,16 +383,11 @@ int cli_scan_all(cli_scanner *s, const cli_option *options, cli_option_fn own, v
       return rc;
     }
   }
-  if (c->input == NULL) {
+  if (cli_inputs_args() == 0) {
     return cli_usage_error(s->cmd, "missing INPUT");
   }
-  return -1;
-}
-
-int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_options *opts,
-                   dkm_source **out) {
-  dkm_status st = dkm_source_open_file(ctx, c->input, opts, out);
-  return st == DKM_OK ? CLI_EXIT_OK : cli_library_error(ctx, st);
+  int rc = cli_inputs_expand(&c->inputs);
+  return rc == CLI_EXIT_OK ? -1 : rc;
 }
 
 const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size) {

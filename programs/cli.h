@@ -4,7 +4,8 @@
  * The tool uses only the public header. Its own pieces:
  *   main.c       dispatch, --help, --version, exit statuses
  *   args.c       the option scanner, the options the commands share, strict
- *                number/size parsing, opening the INPUT file
+ *                number/size parsing
+ *   inputs.c     the INPUT files (several, @LIST) and opening them as one
  *   outfile.c    atomic output files and the signal handlers that clean them
  *   writers.c    .npy and .fvecs writers
  *   progress.c   the progress bar (terminal) or plain lines (pipe, log file)
@@ -155,9 +156,50 @@ typedef struct cli_input_options {
  * returns -1 when they do not fit together. */
 int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out);
 
-/* What the shared options and the INPUT argument fill in. */
+/* --- the INPUT files (inputs.c) ------------------------------------------- */
+
+/* What one input file held, recorded as it was opened. */
+typedef struct cli_input_file {
+  uint64_t rows;
+  uint32_t dim;
+  dkm_dtype dtype;
+  dkm_format format;
+  uint64_t bytes;
+} cli_input_file;
+
+/* The INPUT arguments, one data set in the order given: each argument is a
+ * file, or @LIST, a file naming files one a line (blank lines and lines
+ * whose first non-blank character is '#' are skipped; a relative path is
+ * relative to the list's folder). */
+typedef struct cli_inputs {
+  const char **paths;           /* the files to read, lists expanded, in order */
+  size_t n;                     /* >= 1 */
+  struct cli_file_arg *checked; /* every file and list, for cli_check_files() */
+  size_t n_checked;
+  cli_input_file *files; /* n, filled by cli_open_input() */
+} cli_inputs;
+
+/* Records a positional argument (borrowed: argv). -1 after an error. */
+int cli_inputs_arg(const char *arg);
+/* The positional arguments recorded so far. */
+size_t cli_inputs_args(void);
+/* Reads the @LIST files: CLI_EXIT_OK with the inputs in *out, or prints one
+ * line naming the list and returns CLI_EXIT_ERROR. */
+int cli_inputs_expand(const cli_inputs **out);
+/* cli_check_files() with every input file and list (as "INPUT" and
+ * "@LIST") and the n_more other files the command reads. */
+int cli_check_inputs(const cli_inputs *in, const struct cli_file_arg *more, size_t n_more,
+                     const struct cli_file_arg *outputs, size_t n_outputs);
+/* Frees the inputs; main() calls it once the command has returned. */
+void cli_inputs_release(void);
+/* The files' common dtype name, or "mixed" (after cli_open_input). */
+const char *cli_inputs_dtype(const cli_inputs *in);
+/* The values as stored, summed over the files (after cli_open_input). */
+uint64_t cli_inputs_data_bytes(const cli_inputs *in);
+
+/* What the shared options and the INPUT arguments fill in. */
 typedef struct cli_common_args {
-  const char *input; /* the one positional argument */
+  const cli_inputs *inputs; /* the INPUT files, set by cli_scan_all() */
   int quiet;
   int have_k;
   int have_metric; /* --metric was given */
@@ -177,8 +219,11 @@ typedef int (*cli_option_fn)(const cli_scanner *s, int id, const char *value, vo
 int cli_scan_all(cli_scanner *s, const cli_option *options, cli_option_fn own, void *args,
                  cli_common_args *c);
 
-/* Opens c->input as opts say. Returns CLI_EXIT_OK, or reports the failure
- * and returns its exit status. */
+/* Opens every file of c->inputs as opts say (each detected on its own), as
+ * one source: the file itself, or their concatenation (dkm_source_concat:
+ * the dimensions must agree), and records what each file holds in
+ * c->inputs->files. Returns CLI_EXIT_OK, or reports the failure (naming the
+ * file) and returns its exit status, with nothing left open. */
 int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_options *opts,
                    dkm_source **out);
 

@@ -71,10 +71,10 @@ static int parse_args(int argc, char **argv, assign_args *a) {
     return cli_usage_error("assign", "--distances %s: distances are written as .npy, not '%s'",
                            a->distances, cli_extension(a->distances));
   }
-  const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"-c", a->centroids}};
+  const cli_file_arg centroids[] = {{"-c", a->centroids}};
   const cli_file_arg outputs[] = {{"-o", a->output}, {"--distances", a->distances}};
-  rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
-                       sizeof outputs / sizeof outputs[0]);
+  rc =
+      cli_check_inputs(a->common.inputs, centroids, 1, outputs, sizeof outputs / sizeof outputs[0]);
   if (rc != CLI_EXIT_OK) {
     return rc;
   }

@@ -45,19 +45,42 @@ static int parse_args(int argc, char **argv, info_args *a) {
 
 /* The values themselves, as stored: what a .gz inflates to, or an .fvecs
  * file without its per-row dimension fields. */
-static uint64_t data_bytes(const dkm_source *src) {
-  return src->rows * src->dim * dkm_dtype_size(src->dtype);
+static uint64_t data_bytes(const cli_input_file *f) {
+  return f->rows * f->dim * dkm_dtype_size(f->dtype);
+}
+
+/* The input's name: its path, or for several files the library's name of
+ * the whole ("a.npy ... c.npy (3 parts)"). */
+static const char *input_name(const info_args *a, const dkm_source *src) {
+  const cli_inputs *in = a->common.inputs;
+  return in->n == 1 ? in->paths[0] : src->name;
 }
 
 static int print_json(const info_args *a, const dkm_source *src, const dkm_plan *plan) {
+  const cli_inputs *in = a->common.inputs;
   json_t *root = json_object();
-  json_object_set_new(root, "file", json_string(a->common.input));
+  json_object_set_new(root, "file", json_string(input_name(a, src)));
   json_object_set_new(root, "format", json_string(dkm_format_name(src->format)));
-  json_object_set_new(root, "dtype", json_string(dkm_dtype_name(src->dtype)));
+  json_object_set_new(root, "dtype", json_string(cli_inputs_dtype(in)));
   json_object_set_new(root, "rows", cli_json_u64(src->rows));
   json_object_set_new(root, "dim", cli_json_u64(src->dim));
   json_object_set_new(root, "bytes", cli_json_u64(src->bytes));
-  json_object_set_new(root, "data_bytes", cli_json_u64(data_bytes(src)));
+  json_object_set_new(root, "data_bytes", cli_json_u64(cli_inputs_data_bytes(in)));
+  /* Every file, as it was detected on its own. */
+  json_t *files = json_array();
+  for (size_t i = 0; i < in->n; i++) {
+    const cli_input_file *f = &in->files[i];
+    json_t *o = json_object();
+    json_object_set_new(o, "file", json_string(in->paths[i]));
+    json_object_set_new(o, "format", json_string(dkm_format_name(f->format)));
+    json_object_set_new(o, "dtype", json_string(dkm_dtype_name(f->dtype)));
+    json_object_set_new(o, "rows", cli_json_u64(f->rows));
+    json_object_set_new(o, "dim", cli_json_u64(f->dim));
+    json_object_set_new(o, "bytes", cli_json_u64(f->bytes));
+    json_object_set_new(o, "data_bytes", cli_json_u64(data_bytes(f)));
+    json_array_append_new(files, o);
+  }
+  json_object_set_new(root, "files", files);
   if (plan != NULL) {
     const dkm_params *p = &a->common.params;
     json_t *o = json_object();
@@ -101,13 +124,27 @@ static void print_bytes_line(const char *label, uint64_t bytes) {
 }
 
 static void print_text(const info_args *a, const dkm_source *src, const dkm_plan *plan) {
-  printf("%-19s %s\n", "file:", a->common.input);
+  const cli_inputs *in = a->common.inputs;
+  if (in->n == 1) {
+    printf("%-19s %s\n", "file:", in->paths[0]);
+  } else {
+    /* Each file as detected on its own, then the whole. */
+    for (size_t i = 0; i < in->n; i++) {
+      const cli_input_file *f = &in->files[i];
+      char label[32], size[32];
+      snprintf(label, sizeof label, "file %zu:", i + 1);
+      printf("%-19s %s: %s, %s, %llu rows, %s\n", label, in->paths[i], dkm_format_name(f->format),
+             dkm_dtype_name(f->dtype), (unsigned long long)f->rows,
+             cli_format_bytes(f->bytes, size, sizeof size));
+    }
+    printf("%-19s %zu\n", "files:", in->n);
+  }
   printf("%-19s %s\n", "format:", dkm_format_name(src->format));
-  printf("%-19s %s\n", "dtype:", dkm_dtype_name(src->dtype));
-  printf("%-19s %llu\n", "rows:", (unsigned long long)src->rows);
+  printf("%-19s %s\n", "dtype:", cli_inputs_dtype(in));
+  printf("%-19s %llu%s\n", "rows:", (unsigned long long)src->rows, in->n > 1 ? " (total)" : "");
   printf("%-19s %u\n", "dim:", src->dim);
   print_bytes_line("bytes:", src->bytes);
-  print_bytes_line("data bytes:", data_bytes(src));
+  print_bytes_line("data bytes:", cli_inputs_data_bytes(in));
   if (plan == NULL) {
     return;
   }

@@ -144,11 +144,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
               a->init_file);
     return CLI_EXIT_ERROR;
   }
-  const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"--init", a->init_file}};
+  const cli_file_arg init[] = {{"--init", a->init_file}};
   const cli_file_arg outputs[] = {
       {"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
-  rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
-                       sizeof outputs / sizeof outputs[0]);
+  rc = cli_check_inputs(a->common.inputs, init, 1, outputs, sizeof outputs / sizeof outputs[0]);
   if (rc != CLI_EXIT_OK) {
     return rc;
   }
@@ -258,9 +257,17 @@ static json_t *report_json(const train_report *r) {
   json_t *root = json_object();
   json_object_set_new(root, "version", json_string(dkm_version()));
   json_object_set_new(root, "command", json_string("train"));
-  json_object_set_new(root, "input", json_string(r->args->common.input));
+  /* One input: its path; several: the library's name of the whole, and
+   * "inputs" lists them all. */
+  const cli_inputs *in = r->args->common.inputs;
+  json_object_set_new(root, "input", json_string(in->n == 1 ? in->paths[0] : r->src->name));
+  json_t *paths = json_array();
+  for (size_t i = 0; i < in->n; i++) {
+    json_array_append_new(paths, json_string(in->paths[i]));
+  }
+  json_object_set_new(root, "inputs", paths);
   json_object_set_new(root, "format", jstr(dkm_format_name(r->src->format)));
-  json_object_set_new(root, "dtype", jstr(dkm_dtype_name(r->src->dtype)));
+  json_object_set_new(root, "dtype", jstr(cli_inputs_dtype(in)));
   json_object_set_new(root, "rows", cli_json_u64(r->src->rows));
   json_object_set_new(root, "dim", cli_json_u64(r->src->dim));
   json_object_set_new(root, "input_bytes", cli_json_u64(r->src->bytes));

@@ -23,12 +23,14 @@ static const char main_help[] =
     "\n"
     "Input files: .fvecs, .bvecs, .npy (2-D, C order), IDX (MNIST, optionally .gz),\n"
     "or raw rows with --dim and --dtype. The format is detected from the file.\n"
+    "Several input files, or @LIST (a file naming them, one a line), are one data\n"
+    "set, their rows in the order given.\n"
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error,\n"
     "128 + N when stopped by signal N (130 for Ctrl-C).\n";
 
 static const char train_help[] =
-    "Usage: diskmeans train INPUT -k K -o CENTROIDS [OPTIONS]\n"
+    "Usage: diskmeans train INPUT... -k K -o CENTROIDS [OPTIONS]\n"
     "\n"
     "Trains K centroids on the rows of INPUT and writes them to CENTROIDS\n"
     "(.npy float32 K x D, or .fvecs, chosen by the extension).\n"
@@ -82,8 +84,14 @@ static const char train_help[] =
     "  -q, --quiet                     print nothing but errors\n"
     "\n"
     "Input:\n"
+    "  INPUT...                        one or more files, one data set: their\n"
+    "                                  rows in the order given; @LIST reads the\n"
+    "                                  paths in file LIST, one a line (blank\n"
+    "                                  lines and # comments skipped, relative\n"
+    "                                  paths from LIST's folder)\n"
     "      --format F                  auto, fvecs, bvecs, npy, idx or raw\n"
-    "                                  (default auto)\n"
+    "                                  (default auto; --format, --dim and\n"
+    "                                  --dtype apply to every file)\n"
     "      --dim D                     values per row of a raw file (implies raw)\n"
     "      --dtype T                   element type of a raw file: f32, f16, f64,\n"
     "                                  u8 or i8 (default f32)\n"
@@ -93,7 +101,7 @@ static const char train_help[] =
     "that fails or is interrupted leaves existing files untouched.\n";
 
 static const char assign_help[] =
-    "Usage: diskmeans assign INPUT -c CENTROIDS -o LABELS.npy [OPTIONS]\n"
+    "Usage: diskmeans assign INPUT... -c CENTROIDS -o LABELS.npy [OPTIONS]\n"
     "\n"
     "Labels every row of INPUT with the index of its nearest centroid (int32 .npy).\n"
     "\n"
@@ -113,16 +121,21 @@ static const char assign_help[] =
     "      --dtype T              element type of a raw file: f32, f16, f64, u8 or\n"
     "                             i8 (default f32)\n"
     "\n"
+    "Several INPUT files, or @LIST (a file naming them, one a line), are one data\n"
+    "set: the labels follow their rows in the order given. --format, --dim and\n"
+    "--dtype apply to every file.\n"
+    "\n"
     "A summary of the labels goes to stdout: rows, clusters used, the largest\n"
     "and smallest cluster, the mean distance.\n";
 
 static const char info_help[] =
-    "Usage: diskmeans info INPUT [-k K] [OPTIONS]\n"
+    "Usage: diskmeans info INPUT... [-k K] [OPTIONS]\n"
     "\n"
-    "Prints the format, rows, dimension, element type and size of INPUT. With -k,\n"
-    "also what training would need: the sample, the spill file, the memory in\n"
-    "memory and disk mode, which one --storage auto would choose, the training\n"
-    "strategy and its arithmetic against flat training.\n"
+    "Prints the format, rows, dimension, element type and size of INPUT (of each\n"
+    "file, then the total, for several files or @LIST). With -k, also what\n"
+    "training would need: the sample, the spill file, the memory in memory and\n"
+    "disk mode, which one --storage auto would choose, the training strategy and\n"
+    "its arithmetic against flat training.\n"
     "\n"
     "Options:\n"
     "  -k, --k K                       number of centroids to plan for\n"
@@ -143,7 +156,10 @@ static const char info_help[] =
     "                                  (default auto)\n"
     "      --dim D                     values per row of a raw file (implies raw)\n"
     "      --dtype T                   element type of a raw file: f32, f16, f64,\n"
-    "                                  u8 or i8 (default f32)\n";
+    "                                  u8 or i8 (default f32)\n"
+    "\n"
+    "Several INPUT files, or @LIST (a file naming them, one a line), are one data\n"
+    "set; --format, --dim and --dtype apply to every file.\n";
 
 const char *cli_help_text(const char *cmd) {
   if (cmd == NULL) {

@@ -108,14 +108,14 @@ int main(int argc, char **argv) {
 
   cli_signals_install();
   /* Subcommands see argv starting at their own name. */
-  if (strcmp(cmd, "train") == 0) {
-    return finish(cli_cmd_train(argc - 1, argv + 1));
-  }
-  if (strcmp(cmd, "assign") == 0) {
-    return finish(cli_cmd_assign(argc - 1, argv + 1));
-  }
-  if (strcmp(cmd, "info") == 0) {
-    return finish(cli_cmd_info(argc - 1, argv + 1));
+  int (*run)(int, char **) = strcmp(cmd, "train") == 0    ? cli_cmd_train
+                             : strcmp(cmd, "assign") == 0 ? cli_cmd_assign
+                             : strcmp(cmd, "info") == 0   ? cli_cmd_info
+                                                          : NULL;
+  if (run != NULL) {
+    int status = run(argc - 1, argv + 1);
+    cli_inputs_release();
+    return finish(status);
   }
   if (cmd[0] == '-') {
     return cli_usage_error(NULL, "unknown option '%s'", cmd);

@@ -57,8 +57,8 @@ int dkm_dtype_parse(const char *name, dkm_dtype *out) {
   return -1;
 }
 
-static const char *const format_names[] = {"auto", "fvecs", "bvecs",  "npy",
-                                           "idx",  "raw",   "memory", "spill"};
+static const char *const format_names[] = {"auto", "fvecs",  "bvecs", "npy",  "idx",
+                                           "raw",  "memory", "spill", "mixed"};
 
 const char *dkm_format_name(dkm_format format) {
   return (unsigned)format < COUNT_OF(format_names) ? format_names[format] : NULL;

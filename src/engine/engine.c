@@ -107,7 +107,7 @@ dkm_status dkm__engine_pass(dkm__engine *eng, dkm__tile_fn tile_fn, dkm__block_f
     dkm__pool_run(eng->pool, tile_job, eng);
     if (eng->bad_row != UINT64_MAX) {
       uint64_t r = eng->bad_row;
-      s = dkm__describe_bad_row(eng->ctx, eng->src->name, r, x + (r - first) * eng->dim, eng->dim);
+      s = dkm__describe_bad_row(eng->ctx, eng->src, r, x + (r - first) * eng->dim, eng->dim);
       break;
     }
     if (block_fn != NULL) {

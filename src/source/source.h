@@ -18,4 +18,10 @@ void dkm__source_init(dkm_source *src, const dkm_source_methods *methods, dkm_ct
                       uint64_t rows, uint32_t dim, dkm_dtype dtype, dkm_format format,
                       const char *name);
 
+/* Where global row `row` of src lives: for a source made by
+ * dkm_source_concat(), the part that holds it (looked into all the way
+ * down) and the row within that part; for any other source, src->name and
+ * row. Messages about one row use it, so they name the file the row is in. */
+void dkm__source_locate(const dkm_source *src, uint64_t row, const char **name, uint64_t *local);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "common/rng.h"
 #include "sample.h"
+#include "source/source.h"
 #include "spill.h"
 
 /* Rows per block when no block size is given: about 8 MiB of float32, the
@@ -96,9 +97,12 @@ static dkm_status describe_bad_vector(dkm_ctx *ctx, dkm_status status, const cha
                            dkm__norm2_problem(x, dim, buf, sizeof buf));
 }
 
-dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
+dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const dkm_source *src, uint64_t row, const float *x,
                                  uint32_t dim) {
-  return describe_bad_vector(ctx, DKM_ERR_DATA, name, "row", row, x, dim);
+  const char *name;
+  uint64_t local;
+  dkm__source_locate(src, row, &name, &local);
+  return describe_bad_vector(ctx, DKM_ERR_DATA, name, "row", local, x, dim);
 }
 
 dkm_status dkm__check_centroids(dkm_ctx *ctx, dkm_status status, const char *name, const float *c,
@@ -324,7 +328,7 @@ dkm_status dkm__sample_draw(dkm_ctx *ctx, const dkm_params *params, dkm_source *
       for (uint64_t r = lo; r < hi; r++) {
         const float *x = rows + (size_t)(r - lo) * dim;
         if (!dkm__row_ok(x, dim, params->metric)) {
-          s = dkm__describe_bad_row(ctx, src->name, first + r, x, dim);
+          s = dkm__describe_bad_row(ctx, src, first + r, x, dim);
           break;
         }
       }

@@ -91,10 +91,12 @@ static inline int dkm__norm2_ok(float n2) {
  * dkm__norm2_ok otherwise. */
 int dkm__row_ok(const float *x, uint32_t dim, dkm_metric metric);
 
-/* Records DKM_ERR_DATA for a row that failed dkm__row_ok: "NAME: row R
- * has a NaN in column J" (or an infinite value, or "squared norm N, above
- * T, ..."). Returns DKM_ERR_DATA. */
-dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const char *name, uint64_t row, const float *x,
+/* Records DKM_ERR_DATA for row `row` of src that failed dkm__row_ok:
+ * "NAME: row R has a NaN in column J" (or an infinite value, or "squared
+ * norm N, above T, ..."), where NAME and R are the file the row is in and
+ * its row there (dkm__source_locate: a part of a concatenation names
+ * itself). Returns DKM_ERR_DATA. */
+dkm_status dkm__describe_bad_row(dkm_ctx *ctx, const dkm_source *src, uint64_t row, const float *x,
                                  uint32_t dim);
 
 /* Checks k centroids (k * dim floats) as rows are checked (dkm__row_ok for

@@ -2,13 +2,15 @@
 # No output may be the same file as an input, nor as another output: the
 # same path, a ./relative spelling, a symlink or a hard link. Such a run
 # fails before any work with exit 1 and one line naming both options, and
-# every file is left as it was.
+# every file is left as it was. With several inputs (or @LIST), every file and
+# every list counts as an input.
 source "$(dirname "$0")/lib.sh"
 
 blobs "$T/x.npy" 200 4 3
 "$PY" -c "import numpy as np; np.save('$T/i.npy', np.load('$T/x.npy')[:3])"
 "$DISKMEANS" train "$T/x.npy" -k 3 -o "$T/c.npy" --quiet
-sums() { (cd "$T" && md5sum x.npy i.npy c.npy); }
+echo i.npy >"$T/list.txt" # a list naming i.npy, relative to its folder
+sums() { (cd "$T" && md5sum x.npy i.npy c.npy list.txt); }
 sums >"$T/sums.before"
 
 # spell FORM NAME: a path naming the file $T/NAME as FORM says; the link
@@ -70,6 +72,15 @@ for form in same relative symlink hardlink; do
     assign "$T/x.npy" -c "$T/c.npy" -o "$(spell "$form" c.npy)"
   clash "--distances [^ ]+ and -c [^ ]+ are the same file" \
     assign "$T/x.npy" -c "$T/c.npy" -o "$T/l.npy" --distances "$(spell "$form" c.npy)"
+  # Several inputs: every file, and every @LIST file, is an input.
+  clash "-o [^ ]+ and INPUT [^ ]+i.npy are the same file" \
+    train "$T/x.npy" "$T/i.npy" -k 3 -o "$(spell "$form" i.npy)"
+  clash "--labels [^ ]+ and INPUT [^ ]+i.npy are the same file" \
+    train "$T/x.npy" @"$T/list.txt" -k 3 -o "$T/o.npy" --labels "$(spell "$form" i.npy)"
+  clash "--stats [^ ]+ and @LIST [^ ]+list.txt are the same file" \
+    train "$T/x.npy" @"$T/list.txt" -k 3 -o "$T/o.npy" --stats "$(spell "$form" list.txt)"
+  clash "--distances [^ ]+ and INPUT [^ ]+i.npy are the same file" \
+    assign "$T/x.npy" @"$T/list.txt" -c "$T/c.npy" -o "$T/l.npy" --distances "$(spell "$form" i.npy)"
 done
 
 # Two outputs naming one file: an existing one by any name, a new one by

@@ -54,7 +54,6 @@ cases=(
   "unknown centroid file extension '.txt'|||train $T/x.npy -k 3 -o $T/c.txt"
   "unknown centroid file extension ''|||train $T/x.npy -k 3 -o $T/centroids"
   "labels are written as .npy, not '.bin'|||train $T/x.npy -k 3 -o $o --labels $T/l.bin"
-  "unexpected argument|||train $T/x.npy $T/y.npy -k 3 -o $o"
   "--format: unknown format 'csv'|||train $T/x.npy -k 3 -o $o --format csv"
   "--format raw needs --dim|||train $T/x.npy -k 3 -o $o --format raw"
   "--dim must be at least 1|||train $T/x.npy -k 3 -o $o --dim 0"
