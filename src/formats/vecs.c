@@ -17,7 +17,7 @@ dkm_status dkm__open_vecs(dkm_ctx *ctx, const dkm__file *f, dkm_format format, d
                       "%s: truncated last row: a %s file of %llu bytes cannot hold even the "
                       "4-byte dimension of its first row",
                       f->path, kind, (unsigned long long)f->size);
-  dkm_status st = dkm__pread_full(ctx, f->fd, f->path, head, sizeof head, 0);
+  dkm_status st = dkm__file_read(ctx, f, head, sizeof head, 0);
   if (st != DKM_OK)
     return st;
   int32_t d = (int32_t)dkm__load_le32(head);
@@ -41,5 +41,5 @@ dkm_status dkm__open_vecs(dkm_ctx *ctx, const dkm__file *f, dkm_format format, d
                       dkm_dtype_size(lay.dtype), (unsigned long long)(f->size / row_bytes),
                       (unsigned long long)(f->size % row_bytes));
   lay.rows = f->size / row_bytes;
-  return dkm__strided_open(ctx, f, &lay, out);
+  return dkm__layout_open(ctx, f, &lay, out);
 }
