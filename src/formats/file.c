@@ -286,7 +286,8 @@ static const unsigned char hdf5_magic[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1
 
 /* Magic bytes first (they cannot lie about npy, HDF5 or a self-consistent
  * IDX header), then the name; fvecs/bvecs have no magic (their first bytes
- * are a dimension) and raw files have no header, so only names tell them.
+ * are a dimension), so after the name comes a look at their dimension
+ * fields; raw files have no header, so only names (or raw_dim) tell them.
  * For gzip data, head and f->size are the decompressed data's, and the name
  * is looked at without its ".gz". */
 static dkm_format detect(const dkm__file *f, const unsigned char *head, size_t n,
@@ -303,6 +304,9 @@ static dkm_format detect(const dkm__file *f, const unsigned char *head, size_t n
   /* A caller who gave a raw dimension means headerless rows. */
   if (opt->raw_dim != 0)
     return DKM_FORMAT_RAW;
+  dkm_format vecs = dkm__vecs_sniff(f, head, n);
+  if (vecs != DKM_FORMAT_AUTO)
+    return vecs;
   /* A sound IDX header whose shape disagrees with the size: the IDX parser
    * says how (a truncated download, typically). */
   if (dkm__idx_sniff(head, n, UINT64_MAX))

@@ -103,6 +103,12 @@ dkm_status dkm__open_hdf5(dkm_ctx *ctx, const dkm__file *f, const char *dataset,
  * so that a truncated IDX file is told as one). */
 bool dkm__idx_sniff(const unsigned char *head, size_t n, uint64_t file_size);
 
+/* DKM_FORMAT_FVECS or DKM_FORMAT_BVECS when the data (head: its first n
+ * bytes) reads as rows of exactly one of them, each row starting with the
+ * first row's dimension; else DKM_FORMAT_AUTO. For inputs whose name says
+ * nothing, such as a pipe. */
+dkm_format dkm__vecs_sniff(const dkm__file *f, const unsigned char *head, size_t n);
+
 /* Big-endian and little-endian integers at any alignment. */
 static inline uint32_t dkm__load_be32(const unsigned char *p) {
   return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
