@@ -20,7 +20,7 @@ CMAKE_FLAGS ?=
 # Debian packages the build, the tests, the demo and the benchmarks use;
 # the fuzz targets need clang and its runtimes (libFuzzer, the sanitizers).
 DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
-       libjansson-dev zlib1g-dev dataset-fashion-mnist python3-numpy
+       libjansson-dev zlib1g-dev libhdf5-dev dataset-fashion-mnist python3-numpy python3-h5py
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
 # make bench: alternating repeats of each method in the large-k table.
 LARGE_K_REPEATS ?= 3

@@ -331,6 +331,11 @@ static dkm_status open_detected(dkm_ctx *ctx, const dkm__file *f, const dkm_file
                         ".bin); give the format explicitly",
                         f->path);
   }
+  if (opt->dataset != NULL && format != DKM_FORMAT_HDF5)
+    return dkm__error(ctx, DKM_ERR_PARAM,
+                      "%s: a dataset (%s) was given, but this is a%s %s file, not HDF5", f->path,
+                      opt->dataset, format == DKM_FORMAT_IDX ? "n" : "",
+                      dkm_format_name(format));
   if (format == DKM_FORMAT_HDF5 && f->head != NULL)
     /* HDF5 compresses inside the file, chunk by chunk; libhdf5 reads it at
      * offsets, which a gzip stream cannot give. */
@@ -514,7 +519,7 @@ dkm_status dkm_source_open_file(dkm_ctx *ctx, const char *path, const dkm_file_o
     close(fd);
     return dkm__error(ctx, DKM_ERR_IO, "%s: %s", path, strerror(EISDIR));
   }
-  dkm__file f = {fd, (uint64_t)sb.st_size, path, 0, NULL, 0};
+  dkm__file f = {fd, (uint64_t)sb.st_size, path, 0, NULL, 0, NULL};
   if (S_ISBLK(sb.st_mode)) {
     off_t end = lseek(fd, 0, SEEK_END);
     f.size = end > 0 ? (uint64_t)end : 0;
@@ -531,6 +536,7 @@ dkm_status dkm_source_open_file(dkm_ctx *ctx, const char *path, const dkm_file_o
     if (st != DKM_OK)
       return st;
     f.fd = fd = kept;
+    f.kept_in = opt.tmp_dir != NULL ? opt.tmp_dir : "/tmp";
   }
   if (f.size == 0) {
     close(fd);

@@ -31,6 +31,9 @@ typedef struct dkm__file {
    * all a header parser may read (NULL: a plain file, read with pread). */
   const unsigned char *head;
   size_t head_len;
+  /* A stream kept in a nameless file (file.c): the folder of that file, for
+   * HDF5, which needs a path it can resolve. NULL for a file. */
+  const char *kept_in;
 } dkm__file;
 
 /* Decompressed bytes kept for the header parsers: the largest npy header
