@@ -105,8 +105,10 @@ static void census_add(h5_census *c, const char *name, int ndims) {
 
 #if H5_VERSION_GE(1, 12, 0)
 typedef H5L_info2_t h5_link_info;
+#define h5_get_link_info H5Lget_info2
 #else
 typedef H5L_info_t h5_link_info;
+#define h5_get_link_info H5Lget_info
 #endif
 
 /* H5Lvisit's callback: hard links only (a soft or external link could lead
@@ -139,9 +141,12 @@ static void census_take(hid_t file, h5_census *c) {
 }
 
 /* Whether name is a dataset of the file (H5Lexists fails rather than says
- * no when a group on the way is missing: that is "no" too). */
+ * no when a group on the way is missing: that is "no" too). An external
+ * link is not followed: it could name any file. */
 static bool is_dataset(hid_t file, const char *name) {
-  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+  h5_link_info info;
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0 ||
+      h5_get_link_info(file, name, &info, H5P_DEFAULT) < 0 || info.type == H5L_TYPE_EXTERNAL)
     return false;
   hid_t obj = H5Oopen(file, name, H5P_DEFAULT);
   if (obj < 0)
