@@ -52,9 +52,21 @@ typedef struct h5_quiet {
   void *data;
 } h5_quiet;
 
-/* Takes the lock and silences libhdf5's error printing. */
+/* Takes the lock and silences libhdf5's error printing. The first time,
+ * before libhdf5 starts, it is asked not to clean up at exit: after failing
+ * to open some damaged files (test/fuzz/corpus/hdf5_malformed/flip-f16-5)
+ * it keeps a half-open file that its exit-time cleanup cannot close, and
+ * then prints "HDF5: infinite loop closing library" to stderr as the
+ * process ends. The request has no effect when the program started libhdf5
+ * before us; when it takes effect, a program that also writes HDF5 files
+ * must close them itself (H5Fclose), as libhdf5 asks anyway. */
 static void h5_enter(h5_quiet *q) {
+  static bool started;
   pthread_mutex_lock(&h5_lock);
+  if (!started) {
+    started = true;
+    H5dont_atexit();
+  }
   q->func = NULL;
   q->data = NULL;
   H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
