@@ -86,9 +86,11 @@ install: build
 # hierarchical diskmeans against FAISS's two-level clustering, k = 4096 and
 # 1024), with LARGE_K_REPEATS alternating repeats of each method; HIER_ARGS go
 # to the hierarchical rows only (e.g. HIER_ARGS="--refine 2"). Both run even
-# if the other fails; the status is the first failure's.
+# if the other fails; the status is the first failure's. Then the read speed
+# of the input formats (bench/read_formats.sh: .npy, HDF5, .fvecs.gz, zcat).
 bench: build bench-deps
 	@status=0; bash bench/compare.sh $(BUILD) || status=$$?; \
+	bash bench/read_formats.sh $(BUILD) || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	mkdir -p bench/results; \
 	/usr/bin/python3 bench/large_k.py --build-dir $(BUILD) --repeats $(LARGE_K_REPEATS) \
 	  --hier-args "$(HIER_ARGS)" --markdown bench/results/large-k.md \

@@ -9,7 +9,7 @@
  * filters libhdf5 has). Rows are read as hyperslabs of whole rows, at most
  * about 1 MiB of stored values at a time unless they go straight into the
  * caller's float32 buffer, so memory stays bounded whatever the dataset's
- * size (libhdf5 adds its chunk cache, 1 MiB per dataset by default).
+ * size (libhdf5 adds its chunk cache: two chunks, at most 64 MiB).
  *
  * Values come out of libhdf5 as stored, in little-endian order, and are
  * converted to float32 by the library's own converter (source.c), exactly
@@ -41,6 +41,8 @@
 
 /* Stored bytes per staged read. */
 #define H5_STAGE_BYTES (size_t)(1u << 20)
+/* The most a dataset's chunk cache may hold (see open_dataset). */
+#define H5_CACHE_MAX (UINT64_C(64) << 20)
 /* Datasets named in an error message at most. */
 #define H5_LIST_MAX 12
 
@@ -397,6 +399,41 @@ static hid_t open_file(const dkm__file *f, char why[256]) {
   return file;
 }
 
+/* Opens the dataset with a chunk cache that holds two of its chunks
+ * (libhdf5's default, 1 MiB, is smaller than many chunks: a chunk that two
+ * reads share would then be read and decompressed twice), at most
+ * H5_CACHE_MAX bytes. */
+static hid_t open_dataset(hid_t file, const char *name) {
+  hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
+  if (dset < 0)
+    return dset;
+  hid_t dcpl = H5Dget_create_plist(dset);
+  hid_t type = H5Dget_type(dset);
+  hsize_t chunk[H5S_MAX_RANK];
+  int rank = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED
+                 ? H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk)
+                 : 0;
+  uint64_t bytes = type >= 0 ? H5Tget_size(type) : 0;
+  for (int i = 0; i < rank; i++)
+    bytes = chunk[i] != 0 && bytes <= H5_CACHE_MAX / chunk[i] ? bytes * chunk[i] : H5_CACHE_MAX;
+  if (dcpl >= 0)
+    H5Pclose(dcpl);
+  if (type >= 0)
+    H5Tclose(type);
+  if (rank <= 0 || 2 * bytes <= (UINT64_C(1) << 20))
+    return dset;
+  hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+  if (dapl < 0)
+    return dset; /* the default cache is slower, not wrong */
+  H5Pset_chunk_cache(dapl, 521, (size_t)DKM__MIN(2 * bytes, (uint64_t)H5_CACHE_MAX), 1.0);
+  hid_t better = H5Dopen2(file, name, dapl);
+  H5Pclose(dapl);
+  if (better < 0)
+    return dset;
+  H5Dclose(dset);
+  return better;
+}
+
 /* The open, with the lock held. */
 static dkm_status open_locked(dkm_ctx *ctx, const dkm__file *f, const char *wanted,
                               h5_source *s) {
@@ -412,7 +449,7 @@ static dkm_status open_locked(dkm_ctx *ctx, const dkm__file *f, const char *want
   if (s->dataset == NULL)
     return DKM_ERR_NOMEM;
   strcpy(s->dataset, name);
-  s->dset = H5Dopen2(s->file, name, H5P_DEFAULT);
+  s->dset = open_dataset(s->file, name);
   if (s->dset < 0)
     return dkm__error(ctx, DKM_ERR_FORMAT, "%s: dataset %s: cannot open it: %s", f->path, name,
                       h5_reason(why));
