@@ -20,7 +20,7 @@ CMAKE_FLAGS ?=
 # Debian packages the build, the tests, the demo and the benchmarks use;
 # the fuzz targets need clang and its runtimes (libFuzzer, the sanitizers).
 DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
-       libjansson-dev zlib1g-dev dataset-fashion-mnist python3-numpy
+       libjansson-dev zlib1g-dev libhdf5-dev dataset-fashion-mnist python3-numpy python3-h5py
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
 # make bench: alternating repeats of each method in the large-k table.
 LARGE_K_REPEATS ?= 3
@@ -86,12 +86,14 @@ install: build
 # hierarchical diskmeans against FAISS's two-level clustering, k = 4096 and
 # 1024), with LARGE_K_REPEATS alternating repeats of each method; HIER_ARGS go
 # to the hierarchical rows only (e.g. HIER_ARGS="--refine 2"). Both run even
-# if the other fails; the status is the first failure's.
+# if the other fails; the status is the first failure's. Then the read speed
+# of the input formats (bench/read_formats.sh: .npy, HDF5, .fvecs.gz, zcat).
 bench: build bench-deps
 	@status=0; mkdir -p bench/results; \
 	for t in f32 f16; do $(BUILD)/bench/bench_shards --dir $(BUILD)/bench-shards --dtype $$t \
 	  >bench/results/shards-$$t.json || status=$$?; done; \
 	bash bench/compare.sh $(BUILD) || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	bash bench/read_formats.sh $(BUILD) || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	mkdir -p bench/results; \
 	/usr/bin/python3 bench/large_k.py --build-dir $(BUILD) --repeats $(LARGE_K_REPEATS) \
 	  --hier-args "$(HIER_ARGS)" --markdown bench/results/large-k.md \

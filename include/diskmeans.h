@@ -197,20 +197,23 @@ typedef enum dkm_format {
   DKM_FORMAT_FVECS,    /* int32 dim, then dim float32, per row */
   DKM_FORMAT_BVECS,    /* int32 dim, then dim uint8, per row */
   DKM_FORMAT_NPY,      /* numpy .npy, version 1-3, 2-D, C order */
-  DKM_FORMAT_IDX,      /* MNIST-family IDX, optionally gzip-compressed */
+  DKM_FORMAT_IDX,      /* MNIST-family IDX */
   DKM_FORMAT_RAW,      /* headerless rows; needs dim and dtype */
   DKM_FORMAT_MEMORY,   /* not a file: an array in memory */
   DKM_FORMAT_SPILL,    /* not a file: the library's own spilled sample */
-  DKM_FORMAT_MIXED     /* not a file: parts of different formats joined by
+  DKM_FORMAT_MIXED,    /* not a file: parts of different formats joined by
                           dkm_source_concat() */
+  DKM_FORMAT_HDF5      /* one 2-D dataset of an HDF5 file (libhdf5) */
 } dkm_format;
+/* Every file format but HDF5 may also be gzip-compressed: that is told by
+ * the gzip magic bytes, not by a format of its own. */
 
 /** Short name: "fvecs", "bvecs", "npy", "idx", "raw", "memory", "spill",
- *  "mixed". */
+ *  "mixed", "hdf5". */
 DKM_API const char *dkm_format_name(dkm_format format);
 
-/** Parses "auto", "fvecs", "bvecs", "npy", "idx" or "raw". Returns 0 on
- *  success, -1 for an unknown name. */
+/** Parses "auto", "fvecs", "bvecs", "npy", "idx", "raw" or "hdf5". Returns 0
+ *  on success, -1 for an unknown name. */
 DKM_API int dkm_format_parse(const char *name, dkm_format *out);
 
 struct dkm_source {
@@ -238,8 +241,17 @@ typedef struct dkm_file_options {
   dkm_format format;   /* DKM_FORMAT_AUTO (default) or a forced format */
   uint32_t raw_dim;    /* DKM_FORMAT_RAW only: values per row */
   dkm_dtype raw_dtype; /* DKM_FORMAT_RAW only: element type (default F32) */
+  /* DKM_FORMAT_HDF5 only: the path of the dataset in the file ("train",
+   * "/group/emb"). NULL (default): "train" when the file has it, else its
+   * only 2-D dataset. The string is read during the open only. */
+  const char *dataset;
+  /* Where a stream's bytes are kept (see dkm_source_open_file()); NULL
+   * (default) means "/tmp". Read during the open only. */
+  const char *tmp_dir;
 } dkm_file_options;
 
+/** Fills options with the defaults: DKM_FORMAT_AUTO, raw_dim 0, raw_dtype
+ *  F32, dataset and tmp_dir NULL. NULL is harmless. */
 DKM_API void dkm_file_options_init(dkm_file_options *options);
 
 /** Opens a file of rows. options may be NULL for the defaults. The header is
@@ -247,7 +259,26 @@ DKM_API void dkm_file_options_init(dkm_file_options *options);
  *  row of the wrong dimension found later while reading: each is
  *  DKM_ERR_FORMAT with a message naming the file and the problem). Rows are
  *  read in blocks, never the whole file at once. Close with
- *  dkm_source_close(). */
+ *  dkm_source_close().
+ *
+ *  gzip-compressed files (told by their magic bytes) are decompressed once
+ *  during the open, to count their bytes and check their CRCs, and then read
+ *  as a DKM_SOURCE_SEQUENTIAL source; the format inside is detected from the
+ *  decompressed bytes, or from the name without its ".gz".
+ *
+ *  path "-" is the standard input (file descriptor 0, which stays open). A
+ *  stream (the standard input or any path that names a pipe, FIFO, socket or
+ *  character device, such as /dev/fd/N) is first copied whole to a nameless
+ *  file in options->tmp_dir, which vanishes when the source is closed: the
+ *  rows are then read exactly as from a file of the same bytes. A failure
+ *  to write that copy is DKM_ERR_NOSPACE or DKM_ERR_IO naming the input and
+ *  the folder. A terminal is refused (DKM_ERR_IO).
+ *
+ *  HDF5 files are read through libhdf5, one 2-D dataset (options->dataset)
+ *  of f32, f64, f16, u8 or i8 elements. libhdf5 as Debian builds it is not
+ *  thread-safe: the library serialises its own calls into it, but a program
+ *  that calls libhdf5 itself from another thread at the same time must not
+ *  read an HDF5 source then. */
 DKM_API dkm_status dkm_source_open_file(dkm_ctx *ctx, const char *path,
                                         const dkm_file_options *options, dkm_source **out);
 

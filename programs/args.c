@@ -42,6 +42,7 @@ static const cli_option common_options[] = {
     {"tmp-dir", 0, 1, CLI_OPT_TMP_DIR},
     {"strategy", 0, 1, CLI_OPT_STRATEGY},
     {"refine", 0, 1, CLI_OPT_REFINE},
+    {"dataset", 0, 1, CLI_OPT_DATASET},
     {NULL, 0, 0, 0},
 };
 /* clang-format on */
@@ -266,9 +267,23 @@ int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out) {
 int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out) {
   dkm_file_options_init(out);
   if (in->format != NULL && dkm_format_parse(in->format, &out->format) != 0) {
-    cli_usage_error(cmd, "--format: unknown format '%s' (auto, fvecs, bvecs, npy, idx, raw)",
+    cli_usage_error(cmd,
+                    "--format: unknown format '%s' (auto, fvecs, bvecs, npy, idx, raw, hdf5)",
                     in->format);
     return -1;
+  }
+  if (in->dataset != NULL) {
+    if (in->dataset[0] == '\0') {
+      cli_usage_error(cmd, "--dataset: empty name");
+      return -1;
+    }
+    if (in->format != NULL && out->format != DKM_FORMAT_HDF5 && out->format != DKM_FORMAT_AUTO) {
+      cli_usage_error(cmd, "--dataset names a dataset of an HDF5 file; it does not go with "
+                           "--format %s",
+                      in->format);
+      return -1;
+    }
+    out->dataset = in->dataset;
   }
   /* --dim describes headerless rows, so it implies --format raw. */
   if (in->format == NULL && in->dim != NULL) {
@@ -317,6 +332,9 @@ static int cli_common_option(const cli_scanner *s, int id, const char *value, cl
   case CLI_OPT_HELP:
     fputs(cli_help_text(s->cmd), stdout);
     return CLI_EXIT_OK;
+  case CLI_OPT_DATASET:
+    c->in.dataset = value;
+    break;
   case CLI_OPT_FORMAT:
     c->in.format = value;
     break;

@@ -89,14 +89,15 @@ enum {
   CLI_OPT_MEMORY_LIMIT = 1 << 19,
   CLI_OPT_TMP_DIR = 1 << 20,
   CLI_OPT_STRATEGY = 1 << 21,
-  CLI_OPT_REFINE = 1 << 22
+  CLI_OPT_REFINE = 1 << 22,
+  CLI_OPT_DATASET = 1 << 23
 };
 
 /* What every command takes: --help, how to read its INPUT, and how to split
  * the work. */
 #define CLI_OPTS_EVERY_COMMAND                                                                     \
   (CLI_OPT_HELP | CLI_OPT_FORMAT | CLI_OPT_DIM | CLI_OPT_DTYPE | CLI_OPT_THREADS |                 \
-   CLI_OPT_BLOCK_ROWS)
+   CLI_OPT_BLOCK_ROWS | CLI_OPT_DATASET)
 
 typedef struct cli_scanner {
   int argc;
@@ -145,14 +146,16 @@ const char *cli_strategy_reason(dkm_strategy requested, dkm_strategy used, uint3
 /* $TMPDIR if set and not empty, else /tmp. */
 const char *cli_default_tmp_dir(void);
 
-/* Options every command that reads a file shares: --format, --dim, --dtype. */
+/* Options every command that reads a file shares: --format, --dim, --dtype,
+ * --dataset. */
 typedef struct cli_input_options {
   const char *format;
   const char *dim;
   const char *dtype;
+  const char *dataset;
 } cli_input_options;
 
-/* Turns the three options into file options; prints a usage error and
+/* Turns the four options into file options; prints a usage error and
  * returns -1 when they do not fit together. */
 int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out);
 
@@ -219,11 +222,13 @@ typedef int (*cli_option_fn)(const cli_scanner *s, int id, const char *value, vo
 int cli_scan_all(cli_scanner *s, const cli_option *options, cli_option_fn own, void *args,
                  cli_common_args *c);
 
-/* Opens every file of c->inputs as opts say (each detected on its own), as
- * one source: the file itself, or their concatenation (dkm_source_concat:
- * the dimensions must agree), and records what each file holds in
- * c->inputs->files. Returns CLI_EXIT_OK, or reports the failure (naming the
- * file) and returns its exit status, with nothing left open. */
+/* Opens every file of c->inputs as opts say (each detected on its own; "-"
+ * is the standard input, a stream kept in c->params.tmp_dir, else
+ * cli_default_tmp_dir()), as one source: the file itself, or their
+ * concatenation (dkm_source_concat: the dimensions must agree), and records
+ * what each file holds in c->inputs->files. Returns CLI_EXIT_OK, or reports
+ * the failure (naming the file) and returns its exit status, with nothing
+ * left open. */
 int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_options *opts,
                    dkm_source **out);
 

@@ -189,7 +189,10 @@ int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_option
                    dkm_source **out) {
   cli_inputs *in = &inputs;
   *out = NULL;
-  (void)c;
+  dkm_file_options o = *opts;
+  if (o.tmp_dir == NULL) {
+    o.tmp_dir = c->params.tmp_dir != NULL ? c->params.tmp_dir : cli_default_tmp_dir();
+  }
   free(in->files);
   in->files = calloc(in->n, sizeof *in->files);
   dkm_source **parts = calloc(in->n, sizeof *parts);
@@ -204,7 +207,7 @@ int cli_open_input(dkm_ctx *ctx, const cli_common_args *c, const dkm_file_option
   /* Each file is opened (and its format detected) on its own; the first
    * that fails ends the run, naming itself. */
   for (size_t i = 0; i < in->n; i++) {
-    dkm_status st = dkm_source_open_file(ctx, in->paths[i], opts, &parts[i]);
+    dkm_status st = dkm_source_open_file(ctx, in->paths[i], &o, &parts[i]);
     if (st != DKM_OK) {
       for (size_t j = 0; j < i; j++) {
         dkm_source_close(parts[j]);

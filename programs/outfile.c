@@ -146,10 +146,11 @@ typedef struct file_id {
   const char *base;
 } file_id;
 
-static file_id identify(const char *path) {
+static file_id identify(const char *path, int input) {
   file_id id = {0, 0, 0, 0, NULL};
   struct stat st;
-  if (stat(path, &st) == 0) {
+  /* The input "-" is the standard input, which may be a file (< x.npy). */
+  if (input && strcmp(path, "-") == 0 ? fstat(STDIN_FILENO, &st) == 0 : stat(path, &st) == 0) {
     id.exists = id.known = 1;
     id.dev = st.st_dev;
     id.ino = st.st_ino;
@@ -187,14 +188,14 @@ int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_
     if (outputs[i].path == NULL) {
       continue;
     }
-    file_id out = identify(outputs[i].path);
+    file_id out = identify(outputs[i].path, 0);
     /* An output that does not exist yet cannot be an input; one that does
      * would be replaced by the rename at the end, input or not. */
     for (size_t j = 0; out.exists && j < n_inputs; j++) {
       if (inputs[j].path == NULL) {
         continue;
       }
-      file_id in = identify(inputs[j].path);
+      file_id in = identify(inputs[j].path, 1);
       if (same_file(&out, outputs[i].path, &in, inputs[j].path)) {
         cli_error("%s %s and %s %s are the same file: an output must not replace an input",
                   outputs[i].option, outputs[i].path, inputs[j].option, inputs[j].path);
@@ -205,7 +206,7 @@ int cli_check_files(const cli_file_arg *inputs, size_t n_inputs, const cli_file_
       if (outputs[j].path == NULL) {
         continue;
       }
-      file_id other = identify(outputs[j].path);
+      file_id other = identify(outputs[j].path, 0);
       if (same_file(&other, outputs[j].path, &out, outputs[i].path)) {
         cli_error("%s %s and %s %s are the same file: each output needs its own", outputs[j].option,
                   outputs[j].path, outputs[i].option, outputs[i].path);

@@ -80,6 +80,14 @@ typedef struct dkm__cgroup_limits {
  * limit; it never fails. */
 void dkm__cgroup_read(const char *root, dkm__cgroup_limits *out);
 
+/* A file with no name from the start, open for reading and writing in dir:
+ * O_TMPFILE where the file system has it, else a unique name unlinked at
+ * once, so that only the open descriptor keeps it alive and nothing is left
+ * behind whatever happens to the process. Returns the descriptor, or -1 with
+ * *err set to the errno value (ENOMEM when the name could not be
+ * allocated); records nothing on ctx. */
+int dkm__open_nameless(dkm_ctx *ctx, const char *dir, int *err);
+
 #define DKM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DKM__MAX(a, b) ((a) > (b) ? (a) : (b))
 

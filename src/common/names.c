@@ -57,8 +57,8 @@ int dkm_dtype_parse(const char *name, dkm_dtype *out) {
   return -1;
 }
 
-static const char *const format_names[] = {"auto", "fvecs",  "bvecs", "npy",  "idx",
-                                           "raw",  "memory", "spill", "mixed"};
+static const char *const format_names[] = {"auto", "fvecs",  "bvecs", "npy",   "idx",
+                                           "raw",  "memory", "spill", "mixed", "hdf5"};
 
 const char *dkm_format_name(dkm_format format) {
   return (unsigned)format < COUNT_OF(format_names) ? format_names[format] : NULL;
@@ -66,8 +66,9 @@ const char *dkm_format_name(dkm_format format) {
 
 int dkm_format_parse(const char *name, dkm_format *out) {
   /* Only the file formats can be asked for by name. */
-  for (size_t i = 0; name != NULL && i <= DKM_FORMAT_RAW; i++) {
-    if (strcmp(name, format_names[i]) == 0) {
+  for (size_t i = 0; name != NULL && i < COUNT_OF(format_names); i++) {
+    if (i != DKM_FORMAT_MEMORY && i != DKM_FORMAT_SPILL && i != DKM_FORMAT_MIXED &&
+        strcmp(name, format_names[i]) == 0) {
       *out = (dkm_format)i;
       return 0;
     }

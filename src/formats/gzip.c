@@ -138,3 +138,32 @@ dkm_status dkm__gzip_read(dkm_ctx *ctx, dkm__gzip *gz, void *dst, size_t n, size
   *got = n - gz->z.avail_out;
   return DKM_OK;
 }
+
+dkm_status dkm__gzip_scan(dkm_ctx *ctx, int fd, const char *name, unsigned char *head,
+                          size_t head_cap, size_t *head_len, uint64_t *total) {
+  enum { SCRATCH = 64 * 1024 };
+  *head_len = 0;
+  *total = 0;
+  dkm__gzip gz;
+  dkm_status st = dkm__gzip_init(ctx, &gz, fd, name);
+  if (st != DKM_OK)
+    return st;
+  unsigned char *scratch = dkm__alloc_or_fail(ctx, SCRATCH, "a gzip scratch buffer");
+  if (scratch == NULL) {
+    dkm__gzip_end(ctx, &gz);
+    return DKM_ERR_NOMEM;
+  }
+  size_t got = 0;
+  st = dkm__gzip_read(ctx, &gz, head, head_cap, &got);
+  *head_len = got;
+  uint64_t sum = got;
+  while (st == DKM_OK && got > 0) {
+    st = dkm__gzip_read(ctx, &gz, scratch, SCRATCH, &got);
+    sum += got;
+  }
+  dkm__free(ctx, scratch);
+  dkm__gzip_end(ctx, &gz);
+  if (st == DKM_OK)
+    *total = sum;
+  return st;
+}

@@ -1,8 +1,8 @@
 /*
  * gzip.h - a forward-only reader of gzip-compressed bytes, fed by pread on a
- * file descriptor, with zlib's memory coming from the context. The IDX
- * source decompresses through it; it knows nothing about rows, so any
- * format's source can be put on top of it.
+ * file descriptor, with zlib's memory coming from the context. The
+ * sequential source of every gzip-compressed format (gzrows.c) decompresses
+ * through it; it knows nothing about rows.
  *
  * What it accepts is what `gzip -dc` reads without complaint: one or more
  * gzip members one after the other (`cat a.gz b.gz`), optionally followed by
@@ -42,6 +42,13 @@ dkm_status dkm__gzip_read(dkm_ctx *ctx, dkm__gzip *gz, void *dst, size_t n, size
 
 /* Back to the first byte of the file. */
 dkm_status dkm__gzip_rewind(dkm_ctx *ctx, dkm__gzip *gz);
+
+/* Decompresses the whole of fd's gzip data once: copies its first bytes
+ * (up to head_cap) to head and their count to *head_len, and counts every
+ * decompressed byte in *total. Corrupt, truncated or trailing data fails as
+ * in dkm__gzip_read. Memory: zlib's state and two buffers of 64 KiB. */
+dkm_status dkm__gzip_scan(dkm_ctx *ctx, int fd, const char *name, unsigned char *head,
+                          size_t head_cap, size_t *head_len, uint64_t *total);
 
 /* Frees zlib's state and the input buffer. Harmless on a zeroed struct. */
 void dkm__gzip_end(dkm_ctx *ctx, dkm__gzip *gz);

@@ -199,7 +199,7 @@ dkm_status dkm__open_npy(dkm_ctx *ctx, const dkm__file *f, dkm_source **out) {
     return dkm__error(ctx, DKM_ERR_FORMAT, "%s: bad npy magic: file too short (%llu bytes)",
                       f->path, (unsigned long long)f->size);
   size_t pre_len = (size_t)DKM__MIN((uint64_t)sizeof pre, f->size);
-  dkm_status st = dkm__pread_full(ctx, f->fd, f->path, pre, pre_len, 0);
+  dkm_status st = dkm__file_read(ctx, f, pre, pre_len, 0);
   if (st != DKM_OK)
     return st;
   if (memcmp(pre, "\x93NUMPY", 6) != 0)
@@ -232,7 +232,7 @@ dkm_status dkm__open_npy(dkm_ctx *ctx, const dkm__file *f, dkm_source **out) {
   char *text = dkm__alloc_or_fail(ctx, (size_t)header_len + 1, "npy header");
   if (text == NULL)
     return DKM_ERR_NOMEM;
-  st = dkm__pread_full(ctx, f->fd, f->path, text, (size_t)header_len, start);
+  st = dkm__file_read(ctx, f, text, (size_t)header_len, start);
   npy_header h;
   memset(&h, 0, sizeof h);
   if (st == DKM_OK) {
@@ -281,5 +281,5 @@ dkm_status dkm__open_npy(dkm_ctx *ctx, const dkm__file *f, dkm_source **out) {
                       "should be %llu bytes, the file has %llu after the header",
                       f->path, (unsigned long long)lay.rows, lay.dim, h.descr,
                       (unsigned long long)(lay.rows * row_bytes), (unsigned long long)have);
-  return dkm__strided_open(ctx, f, &lay, out);
+  return dkm__layout_open(ctx, f, &lay, out);
 }

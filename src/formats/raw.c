@@ -28,5 +28,5 @@ dkm_status dkm__open_raw(dkm_ctx *ctx, const dkm__file *f, uint32_t dim, dkm_dty
                       dkm_dtype_name(dtype), (unsigned long long)(f->size / row_bytes),
                       (unsigned long long)(f->size % row_bytes));
   dkm__layout lay = {DKM_FORMAT_RAW, dtype, f->size / row_bytes, dim, 0, 0, false};
-  return dkm__strided_open(ctx, f, &lay, out);
+  return dkm__layout_open(ctx, f, &lay, out);
 }

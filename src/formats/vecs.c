@@ -17,7 +17,7 @@ dkm_status dkm__open_vecs(dkm_ctx *ctx, const dkm__file *f, dkm_format format, d
                       "%s: truncated last row: a %s file of %llu bytes cannot hold even the "
                       "4-byte dimension of its first row",
                       f->path, kind, (unsigned long long)f->size);
-  dkm_status st = dkm__pread_full(ctx, f->fd, f->path, head, sizeof head, 0);
+  dkm_status st = dkm__file_read(ctx, f, head, sizeof head, 0);
   if (st != DKM_OK)
     return st;
   int32_t d = (int32_t)dkm__load_le32(head);
@@ -41,5 +41,35 @@ dkm_status dkm__open_vecs(dkm_ctx *ctx, const dkm__file *f, dkm_format format, d
                       dkm_dtype_size(lay.dtype), (unsigned long long)(f->size / row_bytes),
                       (unsigned long long)(f->size % row_bytes));
   lay.rows = f->size / row_bytes;
-  return dkm__strided_open(ctx, f, &lay, out);
+  return dkm__layout_open(ctx, f, &lay, out);
+}
+
+/* Whether the file's data looks like rows of the given kind: the first
+ * dimension field d is sane, the size is a whole number of rows of that d,
+ * and the rows after the first (up to 16 of them) start with d too. */
+static bool looks_like(const dkm__file *f, int32_t d, size_t elem) {
+  uint64_t row_bytes = 4 + (uint64_t)d * elem;
+  if (f->size % row_bytes != 0)
+    return false;
+  uint64_t rows = f->size / row_bytes;
+  for (uint64_t r = 1; r < rows && r < 16; r++) {
+    unsigned char b[4];
+    if (dkm__file_read(NULL, f, b, 4, r * row_bytes) != DKM_OK)
+      break; /* beyond what a gzip file keeps of its start: enough seen */
+    if ((int32_t)dkm__load_le32(b) != d)
+      return false;
+  }
+  return true;
+}
+
+dkm_format dkm__vecs_sniff(const dkm__file *f, const unsigned char *head, size_t n) {
+  if (n < 4)
+    return DKM_FORMAT_AUTO;
+  int32_t d = (int32_t)dkm__load_le32(head);
+  if (d <= 0 || (uint32_t)d > DKM__MAX_DIM)
+    return DKM_FORMAT_AUTO;
+  bool fv = looks_like(f, d, 4), bv = looks_like(f, d, 1);
+  if (fv == bv) /* neither, or (a one-row file, say) both: the name must tell */
+    return DKM_FORMAT_AUTO;
+  return fv ? DKM_FORMAT_FVECS : DKM_FORMAT_BVECS;
 }

@@ -125,39 +125,6 @@ static dkm_status write_error(dkm_ctx *ctx, const dkm__spill *s, int err) {
                            s->dir, (unsigned long long)s->rows_flushed, strerror(err));
 }
 
-/* A file with no name from the start: O_TMPFILE where the file system has it,
- * else a unique name unlinked at once, so that only the open descriptor keeps
- * it alive and nothing is left behind whatever happens to the process. Returns
- * the descriptor, or -1 with *err set. */
-static int open_nameless(dkm_ctx *ctx, const char *dir, int *err) {
-#ifdef O_TMPFILE
-  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd >= 0)
-    return fd;
-  /* EOPNOTSUPP: this file system has no O_TMPFILE; EISDIR/EINVAL: a kernel
-   * that predates it. Anything else (EACCES, EROFS, ...) is the answer. */
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-    *err = errno;
-    return -1;
-  }
-#endif
-  static const char name[] = "/.diskmeans-spill-XXXXXX";
-  size_t len = strlen(dir) + sizeof name;
-  char *path = dkm__alloc(ctx, len);
-  if (path == NULL) {
-    *err = ENOMEM;
-    return -1;
-  }
-  snprintf(path, len, "%s%s", dir, name);
-  int fd2 = mkostemp(path, O_CLOEXEC);
-  if (fd2 < 0)
-    *err = errno;
-  else
-    unlink(path);
-  dkm__free(ctx, path);
-  return fd2;
-}
-
 dkm_status dkm__spill_create(dkm_ctx *ctx, const char *dir, uint64_t rows, uint32_t dim,
                              dkm__spill **out) {
   assert(ctx != NULL && out != NULL);
@@ -216,7 +183,7 @@ dkm_status dkm__spill_create(dkm_ctx *ctx, const char *dir, uint64_t rows, uint3
   }
 
   int err = 0;
-  s->fd = open_nameless(ctx, dir, &err);
+  s->fd = dkm__open_nameless(ctx, dir, &err);
   if (s->fd < 0) {
     dkm__spill_abort(s);
     if (err == ENOMEM)

@@ -14,7 +14,8 @@ must print, stdout and stderr together, line by line. Two things may differ:
     of lines (also none) that the docs leave out.
 
 Every other character must match, so a stale objective, cluster size or
-message fails the test. `diskmeans` in a command is the tool under test;
+message fails the test. `diskmeans` in a command (also as the last command
+of a pipeline, `zcat x.gz | diskmeans info -`) is the tool under test;
 `make demo` runs scripts/demo.sh with the tool's build folder (the part of
 `make demo` after the build, which a cut at the top of its transcript
 stands for).
@@ -98,6 +99,13 @@ def run(command):
         cwd = source_dir
     elif words and words[0] == "diskmeans":
         argv = [tool] + words[1:]
+        env_extra = {}
+        cwd = scratch
+    elif "| diskmeans " in command:
+        # A pipeline into the tool (reading INPUT -): bash runs it; the
+        # status is the tool's, the last command's.
+        before, after = command.rsplit("| diskmeans ", 1)
+        argv = ["bash", "-c", f"{before}| {shlex.quote(tool)} {after}"]
         env_extra = {}
         cwd = scratch
     else:
