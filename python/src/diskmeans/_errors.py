@@ -187,15 +187,22 @@ _ERRNO_TEXTS = sorted(
 )
 
 
+_SPILL = "spill directory "
+
+
 def _parse_os_message(message: str) -> tuple[int | None, str | None]:
     """The errno and file of a library I/O message. The library writes them
-    as "NAME: ...: strerror(errno)" (file.c, spill.c)."""
+    as "NAME: ...: strerror(errno)" for files (file.c) and "spill directory
+    DIR: ...: strerror(errno)" for the spill file (spill.c)."""
     code = None
     for text, e in _ERRNO_TEXTS:
         if message.endswith(text):
             code = e
             break
-    filename = message.split(": ", 1)[0] if ": " in message else None
+    if code is None and message.endswith(": not a directory"):
+        code = _errno.ENOTDIR
+    rest = message[len(_SPILL):] if message.startswith(_SPILL) else message
+    filename = rest.split(": ", 1)[0] if ": " in rest else None
     return code, filename
 
 

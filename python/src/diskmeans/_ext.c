@@ -776,6 +776,7 @@ static PyMethodDef ext_methods[] = {
 static struct PyModuleDef ext_module = {
     PyModuleDef_HEAD_INIT, "diskmeans._ext",
     "The C extension of diskmeans (internal): calls into include/diskmeans.h.", -1, ext_methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__ext(void) {
