@@ -180,3 +180,9 @@ def test_no_space_carries_enospc_and_the_folder():
         _errors.ERR_NOSPACE, "spill directory /t: the sample needs 10 bytes, only 5 are free")
     assert e.errno == errno.ENOSPC
     assert e.filename == "/t"
+
+
+def test_plan_takes_initial_centroids_and_checks_them():
+    assert diskmeans.plan(X, 3, init=np.zeros((3, 4))).rows == 100
+    with pytest.raises(diskmeans.ParameterError, match="has 2 rows, but k is 3"):
+        diskmeans.plan(X, 3, init=np.zeros((2, 4)))

@@ -625,7 +625,7 @@ def plan(data: Data, k: int, **params: Any) -> Plan:
     params.pop("verbose", None)
     file_opts = {key: params.pop(key) for key in ("format", "dim", "dtype") if key in params}
     init = params.pop("init", "kmeans++")
-    init_method, _ = _init(init, k)
+    init_method, init_centroids = _init(init, k)
     try:
         p = _params(k, init=init_method, **params)
     except TypeError as e:
@@ -633,7 +633,7 @@ def plan(data: Data, k: int, **params: Any) -> Plan:
     _ext.check_params(p)
     specs = _input_specs(data, "data", **file_opts)
     try:
-        d = _ext.plan(specs, p)
+        d = _ext.plan(specs, p, init_centroids)
     except DiskmeansOSError as e:
         _name_file(e, specs)
         raise

@@ -588,6 +588,27 @@ static int get_centroids(PyObject *obj, const char *what, Py_buffer *view) {
   return 0;
 }
 
+/* Initial centroids: a float32 k x dim buffer, checked against src and k
+ * (as the CLI checks --init FILE), held in *view until the call ends. */
+static int set_init(PyObject *obj, const dkm_source *src, dkm_params *params, Py_buffer *view) {
+  if (get_centroids(obj, "init", view) != 0)
+    return -1;
+  if ((uint64_t)view->shape[1] != src->dim) {
+    raise_param("init: the initial centroids have dimension %zd, but %s has dimension %u",
+                view->shape[1], src->name, src->dim);
+    PyBuffer_Release(view);
+    return -1;
+  }
+  if ((uint64_t)view->shape[0] != params->k) {
+    raise_param("init: has %zd rows, but k is %u", view->shape[0], params->k);
+    PyBuffer_Release(view);
+    return -1;
+  }
+  params->init = DKM_INIT_GIVEN;
+  params->init_centroids = view->buf;
+  return 0;
+}
+
 PyDoc_STRVAR(train_doc, "train(inputs, params, init, progress) -> dict\n\n"
                         "dkm_train() on the inputs (internal; see diskmeans.train).");
 
@@ -609,20 +630,9 @@ static PyObject *ext_train(PyObject *mod, PyObject *args) {
   if (build_sources(ctx, specs, &src) != 0)
     goto done;
   if (init_obj != Py_None) {
-    if (get_centroids(init_obj, "init", &init) != 0)
+    if (set_init(init_obj, src, &params, &init) != 0)
       goto done;
     have_init = 1;
-    if ((uint64_t)init.shape[1] != src->dim) {
-      raise_param("init: the initial centroids have dimension %zd, but %s has dimension %u",
-                  init.shape[1], src->name, src->dim);
-      goto done;
-    }
-    if ((uint64_t)init.shape[0] != params.k) {
-      raise_param("init: has %zd rows, but k is %u", init.shape[0], params.k);
-      goto done;
-    }
-    params.init = DKM_INIT_GIVEN;
-    params.init_centroids = init.buf;
   }
   call_progress cp = {0};
   cp.callable = callable != Py_None ? callable : NULL;
@@ -710,12 +720,12 @@ done:
   return ret;
 }
 
-PyDoc_STRVAR(plan_doc, "plan(inputs, params) -> dict\n\n"
+PyDoc_STRVAR(plan_doc, "plan(inputs, params, init) -> dict\n\n"
                        "dkm_plan_training() (internal; see diskmeans.plan).");
 
 static PyObject *ext_plan(PyObject *mod, PyObject *args) {
-  PyObject *specs, *pdict;
-  if (!PyArg_ParseTuple(args, "OO!", &specs, &PyDict_Type, &pdict))
+  PyObject *specs, *pdict, *init_obj;
+  if (!PyArg_ParseTuple(args, "OO!O", &specs, &PyDict_Type, &pdict, &init_obj))
     return NULL;
   dkm_params params;
   if (fill_params(pdict, &params) != 0)
@@ -725,8 +735,15 @@ static PyObject *ext_plan(PyObject *mod, PyObject *args) {
     return PyErr_NoMemory();
   PyObject *ret = NULL;
   dkm_source *src = NULL;
+  Py_buffer init = {0};
+  int have_init = 0;
   if (build_sources(ctx, specs, &src) != 0)
     goto done;
+  if (init_obj != Py_None) {
+    if (set_init(init_obj, src, &params, &init) != 0)
+      goto done;
+    have_init = 1;
+  }
   dkm_plan plan;
   dkm_status st;
   Py_BEGIN_ALLOW_THREADS st = dkm_plan_training(ctx, &params, src, &plan);
@@ -737,6 +754,8 @@ static PyObject *ext_plan(PyObject *mod, PyObject *args) {
   ret = plan_dict(&plan);
 done:
   dkm_source_close(src);
+  if (have_init)
+    PyBuffer_Release(&init);
   dkm_ctx_free(ctx);
   return ret;
 }
