@@ -1,9 +1,12 @@
 """Builds diskmeans' CPython extension, linked with the static library as
 CMake builds it (the same compile flags as the CLI, so the same bits).
 
-The library comes from, in order:
+The package builds from this repository (it needs include/ and the CMake
+project one folder up). The library comes from, in order:
   - DISKMEANS_BUILD_DIR: a CMake build folder of this repository that holds
-    libdiskmeans.a (`make build` makes build/; `make test` passes it);
+    libdiskmeans.a (`make build` makes build/; `make test` passes it); a
+    relative path is taken from the repository's root, since pip runs this
+    file in python/;
   - otherwise this file's folder's parent is configured and built with CMake
     into python/build/cmake (Release, library only).
 """
@@ -31,7 +34,7 @@ def library_version():
 def cmake_build_dir():
     given = os.environ.get("DISKMEANS_BUILD_DIR")
     if given:
-        return Path(given).resolve()
+        return (ROOT / given).resolve()
     build = HERE / "build" / "cmake"
     subprocess.check_call(["cmake", "-S", str(ROOT), "-B", str(build),
                            "-DCMAKE_BUILD_TYPE=Release", "-DDKM_BUILD_TESTS=OFF",

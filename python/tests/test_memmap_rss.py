@@ -45,8 +45,11 @@ def test_a_1gib_memmap_trains_in_disk_mode_within_160mib_of_rss(tmp_path):
     write_npy(path, rows, dim)
     spill = tmp_path / "spill"
     spill.mkdir()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(spill)],
-                         check=True, capture_output=True, text=True).stdout.split()
+    try:
+        out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(spill)],
+                             check=True, capture_output=True, text=True).stdout.split()
+    finally:
+        path.unlink()  # pytest keeps the last runs' folders: not 1 GiB of them
     before, after, storage, sample_rows = int(out[0]), int(out[1]), out[2], int(out[3])
     assert storage == "disk"
     assert sample_rows == rows

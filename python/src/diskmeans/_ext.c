@@ -80,13 +80,13 @@ static PyObject *raise_param(const char *fmt, ...) {
 typedef struct buffer_source {
   dkm_source base; /* first: the library sees a dkm_source */
   Py_buffer view;
-  dkm_source *inner;        /* the library's in-memory source, or NULL */
-  dkm_ctx *conv_ctx;        /* private context of the per-block conversion */
+  dkm_source *inner;         /* the library's in-memory source, or NULL */
+  dkm_ctx *conv_ctx;         /* private context of the per-block conversion */
   const unsigned char *data; /* address of row 0, column 0 */
   Py_ssize_t row_stride, col_stride;
   size_t itemsize;
-  int release_pages;     /* MADV_DONTNEED what has been read */
-  uintptr_t lo, hi;      /* the array's bytes: [lo, hi) */
+  int release_pages; /* MADV_DONTNEED what has been read */
+  uintptr_t lo, hi;  /* the array's bytes: [lo, hi) */
   size_t page;
   unsigned char *scratch; /* gathered rows, itemsize * dim * scratch_rows */
   uint64_t scratch_rows;
@@ -196,12 +196,23 @@ static int format_dtype(const char *fmt, dkm_dtype *out) {
   if (fmt[0] == '\0' || fmt[1] != '\0')
     return -1;
   switch (fmt[0]) {
-  case 'f': *out = DKM_DTYPE_F32; return 0;
-  case 'e': *out = DKM_DTYPE_F16; return 0;
-  case 'd': *out = DKM_DTYPE_F64; return 0;
-  case 'B': *out = DKM_DTYPE_U8; return 0;
-  case 'b': *out = DKM_DTYPE_I8; return 0;
-  default: return -1;
+  case 'f':
+    *out = DKM_DTYPE_F32;
+    return 0;
+  case 'e':
+    *out = DKM_DTYPE_F16;
+    return 0;
+  case 'd':
+    *out = DKM_DTYPE_F64;
+    return 0;
+  case 'B':
+    *out = DKM_DTYPE_U8;
+    return 0;
+  case 'b':
+    *out = DKM_DTYPE_I8;
+    return 0;
+  default:
+    return -1;
   }
 }
 
@@ -436,8 +447,8 @@ static int fill_params(PyObject *d, dkm_params *p) {
 /* --- progress: the GIL, the user's callable, Ctrl-C ----------------------- */
 
 typedef struct call_progress {
-  PyThreadState *ts;  /* this thread's state while the GIL is released */
-  PyObject *callable; /* the user's, or NULL */
+  PyThreadState *ts;                       /* this thread's state while the GIL is released */
+  PyObject *callable;                      /* the user's, or NULL */
   PyObject *exc_type, *exc_value, *exc_tb; /* the first exception raised */
   int failed;
 } call_progress;
@@ -449,10 +460,10 @@ static int progress_cb(void *user, const dkm_progress *p) {
   PyEval_RestoreThread(cp->ts);
   int cancel = 0;
   if (cp->callable != NULL) {
-    PyObject *r = PyObject_CallFunction(
-        cp->callable, "iIIIKKdIIII", (int)p->phase, p->run, p->iteration, p->max_iter,
-        (unsigned long long)p->done, (unsigned long long)p->total, p->objective, (unsigned)p->part,
-        p->level, p->group, p->n_groups);
+    PyObject *r = PyObject_CallFunction(cp->callable, "iIIIKKdIIII", (int)p->phase, p->run,
+                                        p->iteration, p->max_iter, (unsigned long long)p->done,
+                                        (unsigned long long)p->total, p->objective,
+                                        (unsigned)p->part, p->level, p->group, p->n_groups);
     if (r == NULL)
       cancel = 1;
     Py_XDECREF(r);
@@ -511,8 +522,8 @@ static PyObject *result_dict(const dkm_result *r) {
     goto fail;
   for (uint32_t i = 0; i < r->n_iter; i++) {
     const dkm_iter_stats *it = &r->iters[i];
-    PyObject *t = Py_BuildValue("(ddIId)", it->objective, it->seconds, it->repaired,
-                                it->rebalanced, it->imbalance);
+    PyObject *t = Py_BuildValue("(ddIId)", it->objective, it->seconds, it->repaired, it->rebalanced,
+                                it->imbalance);
     if (t == NULL)
       goto fail;
     PyList_SET_ITEM(iters, i, t);
@@ -779,7 +790,13 @@ static PyObject *ext_check_params(PyObject *mod, PyObject *args) {
   if (ctx == NULL)
     return PyErr_NoMemory();
   dkm_status st = dkm_params_check(ctx, &params);
-  PyObject *ret = st == DKM_OK ? Py_NewRef(Py_None) : raise_status(ctx, st);
+  PyObject *ret = NULL;
+  if (st == DKM_OK) {
+    Py_INCREF(Py_None);
+    ret = Py_None;
+  } else {
+    raise_status(ctx, st);
+  }
   dkm_ctx_free(ctx);
   return ret;
 }
@@ -793,9 +810,15 @@ static PyMethodDef ext_methods[] = {
 };
 
 static struct PyModuleDef ext_module = {
-    PyModuleDef_HEAD_INIT, "diskmeans._ext",
-    "The C extension of diskmeans (internal): calls into include/diskmeans.h.", -1, ext_methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "diskmeans._ext",
+    "The C extension of diskmeans (internal): calls into include/diskmeans.h.",
+    -1,
+    ext_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__ext(void) {
