@@ -155,3 +155,21 @@ def test_the_gil_is_released_while_training(big):
         state["stop"] = True
         t.join()
     assert state["count"] >= 10
+
+
+def test_verbose_without_tqdm_writes_a_line_per_iteration(blobs, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    r = diskmeans.train(blobs, 8, max_iter=4, tol=0, verbose=True)
+    lines = capsys.readouterr().err.splitlines()
+    iterations = [ln for ln in lines if ln.startswith("iteration ")]
+    assert len(iterations) == r.n_iter == 4
+    assert iterations[-1].startswith("iteration 4/4: objective ")
