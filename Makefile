@@ -2,7 +2,8 @@
 #   make demo   installs what is missing (apt), builds, trains on real data
 #   make test   installs what is missing, builds, runs every test (also under
 #               AddressSanitizer + UndefinedBehaviorSanitizer, and under
-#               ThreadSanitizer), then fuzzes each libFuzzer target for
+#               ThreadSanitizer), the Python package's tests (installed into a
+#               throw-away venv), then fuzzes each libFuzzer target for
 #               FUZZ_SECONDS (built with clang)
 # Others: make build, make install [PREFIX=...], make bench, make bench-large,
 # make fuzz, make clean.
@@ -19,8 +20,13 @@ CMAKE_FLAGS ?=
 
 # Debian packages the build, the tests, the demo and the benchmarks use;
 # the fuzz targets need clang and its runtimes (libFuzzer, the sanitizers).
+# The Python package (python/) builds with python3-dev, setuptools and wheel
+# into a venv (python3-venv, pip); its tests use pytest, hypothesis, tqdm,
+# scikit-learn (check_estimator) and FAISS (examples/ivf_faiss.py).
 DEPS = build-essential cmake pkg-config libopenblas-serial-dev libcmocka-dev \
-       libjansson-dev zlib1g-dev libhdf5-dev dataset-fashion-mnist python3-numpy python3-h5py
+       libjansson-dev zlib1g-dev libhdf5-dev dataset-fashion-mnist python3-numpy python3-h5py \
+       python3-dev python3-setuptools python3-wheel python3-venv python3-pip \
+       python3-pytest python3-hypothesis python3-tqdm python3-sklearn python3-faiss
 BENCH_DEPS = python3-faiss python3-sklearn python3-numpy
 # make bench: alternating repeats of each method in the large-k table.
 LARGE_K_REPEATS ?= 3
@@ -34,7 +40,7 @@ HIER_ARGS ?=
 FUZZ_DEPS = clang libclang-rt-14-dev
 
 .PHONY: all deps bench-deps fuzz-deps build build-asan build-tsan test test-release test-asan \
-        test-tsan test-fuzz demo install bench bench-large fuzz clean
+        test-tsan test-fuzz test-python demo install bench bench-large fuzz clean
 
 all: build
 
@@ -74,7 +80,12 @@ test-tsan: build-tsan
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
 	  ctest --output-on-failure -j $(JOBS)
 
-test: test-release test-asan test-tsan test-fuzz
+# The Python package, linked with this build's static library, installed
+# with pip into a throw-away venv; pytest runs from outside the tree.
+test-python: build
+	bash python/run-tests.sh $(BUILD)
+
+test: test-release test-python test-asan test-tsan test-fuzz
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
@@ -124,4 +135,4 @@ test-fuzz: fuzz
 	cd $(FUZZ_BUILD) && ctest -L fuzz --output-on-failure -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) python/build python/src/diskmeans.egg-info

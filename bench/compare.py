@@ -53,7 +53,10 @@ import time
 
 import numpy as np
 
-PROGRAMS = ("diskmeans", "faiss", "sklearn", "ceiling")
+# "python" is diskmeans through its Python package (python/), on the same
+# arrays as FAISS and sklearn: the goal is at most 2% over the CLI's
+# bench_train ("vs diskmeans" at least 0.98x).
+PROGRAMS = ("diskmeans", "python", "faiss", "sklearn", "ceiling")
 PEERS = ("diskmeans", "faiss", "sklearn")
 FAILURES = []  # runs that failed, reported at the end
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
@@ -276,8 +279,34 @@ def worker_sklearn_init(a):
             "start_objective": objective(x, c), "peak_rss_bytes": rss_bytes()}
 
 
+def worker_python(a):
+    """diskmeans.train from the given centroids, run by an interpreter that
+    has the package (--python); the library's own per-iteration times, as
+    bench_train reports them, plus the whole call's wall time."""
+    import diskmeans
+    baseline = rss_bytes()
+    x = np.load(a.data)
+    c0 = np.load(a.init)
+    n, d = x.shape
+    k = c0.shape[0]
+    t0 = time.perf_counter()
+    r = diskmeans.train(x, k, init=c0, max_iter=a.iters, tol=0, max_points_per_centroid=0,
+                        storage="memory", n_threads=a.threads)
+    total = time.perf_counter() - t0
+    per_iter = [s.seconds for s in r.iterations]
+    np.save(a.out, r.centroids)
+    return {"program": "python", "version": diskmeans.__version__, "rows": n, "dim": d, "k": k,
+            "threads": a.threads, "n_iter": r.n_iter,
+            "seconds_per_iter": statistics.median(per_iter), "iter_seconds": per_iter,
+            "objective": r.objective, "train_seconds": total,
+            "library_train_seconds": r.timings["train"],
+            "iter_objectives": [s.objective for s in r.iterations],
+            "iter_repaired": [s.repaired for s in r.iterations],
+            "peak_rss_bytes": rss_bytes(), "baseline_rss_bytes": baseline}
+
+
 def run_worker(a):
-    result = {"faiss": worker_faiss, "sklearn": worker_sklearn,
+    result = {"faiss": worker_faiss, "sklearn": worker_sklearn, "python": worker_python,
               "sklearn-init": worker_sklearn_init}[a.worker](a)
     print(json.dumps(result))
 
@@ -315,8 +344,9 @@ class Runner:
                    "--max-points-per-centroid", "0", "--storage", "memory",
                    "--out-centroids", out]
             return self._run(cmd, threads)
-        if program in ("faiss", "sklearn"):
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", program,
+        if program in ("faiss", "sklearn", "python"):
+            python = a.python if program == "python" else sys.executable
+            cmd = [python, os.path.abspath(__file__), "--worker", program,
                    "--data", w["data"], "--init", w["init"], "--iters", str(w["iters"]),
                    "--worker-threads", str(threads), "--out", out]
             return self._run(cmd, threads)
@@ -637,7 +667,7 @@ def memory_checks(rows):
     RSS before loading any data is taken off first."""
     lines = []
     for r in rows:
-        if r["program"] not in PEERS:
+        if r["program"] not in PEERS and r["program"] != "python":
             continue
         run = r["runs"][0]
         baseline = run.get("baseline_rss_bytes")
@@ -683,7 +713,10 @@ def main():
     p.add_argument("--json-out", help="write every measurement as JSON to this file")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per program run")
     # Worker mode (internal).
-    p.add_argument("--worker", choices=("faiss", "sklearn", "sklearn-init"),
+    p.add_argument("--python", default=sys.executable,
+                   help="the interpreter that runs program 'python' (one with diskmeans' "
+                        "package installed; bench/compare.sh makes a venv for it)")
+    p.add_argument("--worker", choices=("faiss", "sklearn", "python", "sklearn-init"),
                    help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -725,6 +758,10 @@ def main():
         needed = prog in args.programs or (prog == "diskmeans" and args.init_workloads)
         if needed and not os.access(path, os.X_OK):
             p.error(f"{path} is not an executable: build it first (or pass its path)")
+    if "python" in args.programs and subprocess.run(
+            [args.python, "-c", "import diskmeans"], capture_output=True).returncode != 0:
+        log(f"{args.python} cannot import diskmeans: program 'python' left out")
+        args.programs.remove("python")
     args.data_dir = args.data_dir or os.path.join(args.build_dir, "bench-data")
     os.makedirs(args.data_dir, exist_ok=True)
 
@@ -783,7 +820,9 @@ def main():
             f.write(f"Measured {header}.\n\n")
             f.write("\n".join(workload_lines) + "\n\n")
             f.write(fmt_table(rows, markdown=True) + "\n\n")
-            f.write("`vs X` = X's s/iter divided by this row's (above 1: this row is faster). "
+            f.write("`python` = diskmeans called through its Python package on the same "
+                    "arrays as FAISS and sklearn (goal: `vs diskmeans` at least 0.98x). "
+                    "`vs X` = X's s/iter divided by this row's (above 1: this row is faster). "
                     "Final objective: sum of squared distances to the final centroids, one "
                     "numpy routine for all.\n\n")
             f.write("Objective check (goal: within 0.1%):\n\n")

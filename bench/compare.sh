@@ -25,6 +25,19 @@ done
 # The Debian interpreter: it is the one with numpy, faiss and sklearn (the
 # python3 first on PATH may be another).
 python=/usr/bin/python3
+# diskmeans' Python package, built against this build's library and
+# installed into a venv of that interpreter (program "python" of the table;
+# left out if it cannot be installed).
+venv="$build/python-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv --system-site-packages "$venv" || true
+fi
+if [ -x "$venv/bin/pip" ] && DISKMEANS_BUILD_DIR="$(cd "$build" && pwd)" \
+    "$venv/bin/pip" install --quiet --no-build-isolation --no-index "$here/../python"; then
+  set -- --python "$venv/bin/python" "$@"
+else
+  echo "compare.sh: could not install the Python package: its row is left out" >&2
+fi
 results="$here/results"
 mkdir -p "$results"
 # A failed program run makes compare.py exit 1 after writing the table of the

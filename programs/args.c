@@ -267,8 +267,7 @@ int cli_parse_size(const cli_scanner *s, const char *text, uint64_t *out) {
 int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_options *out) {
   dkm_file_options_init(out);
   if (in->format != NULL && dkm_format_parse(in->format, &out->format) != 0) {
-    cli_usage_error(cmd,
-                    "--format: unknown format '%s' (auto, fvecs, bvecs, npy, idx, raw, hdf5)",
+    cli_usage_error(cmd, "--format: unknown format '%s' (auto, fvecs, bvecs, npy, idx, raw, hdf5)",
                     in->format);
     return -1;
   }
@@ -278,8 +277,9 @@ int cli_file_options(const char *cmd, const cli_input_options *in, dkm_file_opti
       return -1;
     }
     if (in->format != NULL && out->format != DKM_FORMAT_HDF5 && out->format != DKM_FORMAT_AUTO) {
-      cli_usage_error(cmd, "--dataset names a dataset of an HDF5 file; it does not go with "
-                           "--format %s",
+      cli_usage_error(cmd,
+                      "--dataset names a dataset of an HDF5 file; it does not go with "
+                      "--format %s",
                       in->format);
       return -1;
     }
