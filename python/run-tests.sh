@@ -11,6 +11,9 @@ src=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/diskmeans-python.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+# setuptools builds in python/build and relinks only when a dependency is
+# newer: a changed link line (a library added to the build) would be missed.
+rm -rf "$src/build"
 /usr/bin/python3 -m venv --system-site-packages "$work/venv"
 echo "installing the package into $work/venv"
 DISKMEANS_BUILD_DIR="$build" "$work/venv/bin/pip" install --quiet --no-build-isolation \

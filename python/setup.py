@@ -70,8 +70,9 @@ class BuildWithLibrary(build_ext):
             # The serial OpenBLAS by path, with its folder in the run path (as
             # the shared library does): the threaded one would fight the
             # engine's threads. The library's own symbols stay inside.
-            ext.extra_link_args = [blas, f"-Wl,-rpath,{blas_dir}", "-lz", "-lpthread", "-lm",
-                                   "-Wl,--exclude-libs,ALL"]
+            hdf5 = cache_value(build, "DKM_HDF5_LIBRARY").split(";")
+            ext.extra_link_args = [blas, f"-Wl,-rpath,{blas_dir}", *hdf5, "-lz", "-lpthread",
+                                   "-lm", "-Wl,--exclude-libs,ALL"]
             ext.depends = [str(lib)]
         super().run()
 
