@@ -39,7 +39,8 @@ _INIT_GIVEN = 2
 METRICS = {"l2": 0, "cosine": 1, "ip": 2}
 STORAGES = {"auto": 0, "memory": 1, "disk": 2}
 STRATEGIES = {"auto": 0, "flat": 1, "hierarchical": 2}
-FORMATS = {"auto": 0, "fvecs": 1, "bvecs": 2, "npy": 3, "idx": 4, "raw": 5}
+# The file formats dkm_format_parse() names (not memory, spill, mixed).
+FORMATS = {"auto": 0, "fvecs": 1, "bvecs": 2, "npy": 3, "idx": 4, "raw": 5, "hdf5": 9}
 DTYPES = {"f32": 0, "f16": 1, "f64": 2, "u8": 3, "i8": 4}
 _NUMPY_DTYPES = {
     np.dtype(np.float32): "f32",
@@ -323,15 +324,31 @@ def _is_path(x: Any) -> bool:
     return isinstance(x, (str, bytes, os.PathLike))
 
 
-def _file_options(format: str, dim: Optional[int], dtype: Optional[str]) -> Tuple[int, int, int]:
+def _file_options(format: str, dim: Optional[int], dtype: Optional[str],
+                  dataset: Optional[str] = None) -> Tuple[int, int, int, Optional[str]]:
     fmt = _choice("format", format, FORMATS)
+    if dataset is not None:
+        # As the CLI checks --dataset; the library then refuses it for a
+        # file that is not HDF5, naming the file.
+        if not isinstance(dataset, str):
+            raise ParameterError(
+                f"dataset must be the path of a dataset in an HDF5 file (a str), "
+                f"not {type(dataset).__name__}"
+            )
+        if dataset == "" or "\0" in dataset:
+            raise ParameterError(f"dataset: {dataset!r} is not a dataset name")
+        if fmt not in (FORMATS["auto"], FORMATS["hdf5"]) or dim is not None:
+            raise ParameterError(
+                f"dataset ({dataset!r}) names a dataset of an HDF5 file; it does not go "
+                f"with format={format!r}" + (f", dim={dim!r}" if dim is not None else "")
+            )
     raw_dim = 0
     if dim is not None:
         raw_dim = _uint("dim", dim, U32_MAX, lo=1)
         if fmt == FORMATS["auto"]:
             fmt = FORMATS["raw"]  # as the CLI: --dim implies --format raw
     raw_dtype = 0 if dtype is None else _choice("dtype", dtype, DTYPES)
-    return fmt, raw_dim, raw_dtype
+    return fmt, raw_dim, raw_dtype, dataset
 
 
 def _array_spec(data: Any, name: str) -> tuple:
@@ -364,7 +381,7 @@ def _array_spec(data: Any, name: str) -> tuple:
     return ("array", arr, name, release)
 
 
-def _input_spec(data: Any, name: str, opts: Tuple[int, int, int]) -> tuple:
+def _input_spec(data: Any, name: str, opts: Tuple[int, int, int, Optional[str]]) -> tuple:
     """One input of a call, as the extension builds a dkm_source of it."""
     if _is_path(data):
         path = os.fsencode(data)
@@ -375,11 +392,11 @@ def _input_spec(data: Any, name: str, opts: Tuple[int, int, int]) -> tuple:
 
 
 def _input_specs(data: Any, name: str, format: str = "auto", dim: Optional[int] = None,
-                 dtype: Optional[str] = None) -> list:
+                 dtype: Optional[str] = None, dataset: Optional[str] = None) -> list:
     """The inputs of a call, one spec each. A list (or tuple) of paths or
     2-D arrays is several inputs (issue 9): each gets its own spec and source,
     and the extension joins them (build_sources in _ext.c)."""
-    opts = _file_options(format, dim, dtype)
+    opts = _file_options(format, dim, dtype, dataset)
     if (
         isinstance(data, (list, tuple))
         and len(data) > 0
@@ -466,6 +483,7 @@ def train(
     format: str = "auto",
     dim: Optional[int] = None,
     dtype: Optional[str] = None,
+    dataset: Optional[str] = None,
 ) -> TrainResult:
     """Trains k centroids on the rows of ``data`` (``dkm_train``).
 
@@ -474,8 +492,11 @@ def train(
     otherwise; every type is converted to float32 as the library converts a
     file), a ``np.memmap`` or ``np.load(..., mmap_mode="r")`` (streamed: the
     pages read are released, so a file larger than RAM trains with bounded
-    memory), or the path of a file (.npy, .fvecs, .bvecs, IDX, raw with
-    ``dim`` and ``dtype``; ``format`` forces one).
+    memory), the path of a file (.npy, .fvecs, .bvecs, IDX, gzip of those,
+    HDF5, raw with ``dim`` and ``dtype``; ``format`` forces one: "auto",
+    "fvecs", "bvecs", "npy", "idx", "raw" or "hdf5"; ``dataset`` is the path
+    of the dataset in an HDF5 file, default "train", else its only 2-D
+    dataset).
 
     Training uses a seeded sample of at most ``max_points_per_centroid * k``
     rows (0: all rows), drawn in one pass. Parameters, as ``dkm_params`` and
@@ -522,7 +543,7 @@ def train(
                      max_points_per_centroid, n_threads, block_rows, storage, memory_limit,
                      tmp_dir, strategy, refine, balance)
     _ext.check_params(params)
-    specs = _input_specs(data, "data", format, dim, dtype)
+    specs = _input_specs(data, "data", format, dim, dtype, dataset)
     report = _Reporter(progress, verbose, "train")
     try:
         r = _ext.train(specs, params, init_centroids, report if report.targets else None)
@@ -574,6 +595,7 @@ def assign(
     format: str = "auto",
     dim: Optional[int] = None,
     dtype: Optional[str] = None,
+    dataset: Optional[str] = None,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Labels every row of ``data`` with its nearest centroid (``dkm_assign``).
 
@@ -582,9 +604,10 @@ def assign(
     (squared Euclidean for "l2"). ``centroids`` is a k x dim array (converted
     to float32 if needed: it is small) or a :class:`TrainResult`, whose
     metric is then the default; otherwise ``metric`` defaults to "l2".
-    ``data`` is read as in :func:`train`; rows and centroids are checked as
-    training checks rows (:class:`DataError`), and a dimension that differs
-    from the centroids' raises :class:`DimensionMismatchError`.
+    ``data`` is read as in :func:`train` (``format``, ``dim``, ``dtype``,
+    ``dataset`` too). Rows and centroids are checked as training checks rows
+    (:class:`DataError`), and a dimension that differs from the centroids'
+    raises :class:`DimensionMismatchError`.
     """
     if isinstance(centroids, TrainResult):
         if metric is None:
@@ -604,7 +627,7 @@ def assign(
     params = _params(k=max(1, min(c.shape[0], MAX_K)), metric=metric, n_threads=n_threads,
                      block_rows=block_rows)
     _ext.check_params(params)
-    specs = _input_specs(data, "data", format, dim, dtype)
+    specs = _input_specs(data, "data", format, dim, dtype, dataset)
     report = _Reporter(progress, verbose, "assign")
     try:
         labels, dists = _ext.assign(specs, c, params, report if report.targets else None)
@@ -623,7 +646,8 @@ def plan(data: Data, k: int, **params: Any) -> Plan:
     ignored)."""
     params.pop("progress", None)
     params.pop("verbose", None)
-    file_opts = {key: params.pop(key) for key in ("format", "dim", "dtype") if key in params}
+    file_opts = {key: params.pop(key) for key in ("format", "dim", "dtype", "dataset")
+                 if key in params}
     init = params.pop("init", "kmeans++")
     init_method, init_centroids = _init(init, k)
     try:

@@ -296,18 +296,21 @@ static int open_array(dkm_ctx *ctx, PyObject *obj, const char *name, int release
   return 0;
 }
 
-/* A file input: ("file", path bytes, name, format, raw_dim, raw_dtype). */
+/* A file input: ("file", path bytes, name, format, raw_dim, raw_dtype,
+ * dataset str or None). */
 static int open_path(dkm_ctx *ctx, PyObject *spec, dkm_source **out) {
-  const char *kind, *path, *name;
+  const char *kind, *path, *name, *dataset;
   int format, raw_dtype;
   unsigned int raw_dim;
-  if (!PyArg_ParseTuple(spec, "sysiIi", &kind, &path, &name, &format, &raw_dim, &raw_dtype))
+  if (!PyArg_ParseTuple(spec, "sysiIiz", &kind, &path, &name, &format, &raw_dim, &raw_dtype,
+                        &dataset))
     return -1;
   dkm_file_options opts;
   dkm_file_options_init(&opts);
   opts.format = (dkm_format)format;
   opts.raw_dim = raw_dim;
   opts.raw_dtype = (dkm_dtype)raw_dtype;
+  opts.dataset = dataset; /* read during the open only; the spec holds the string */
   dkm_status st;
   Py_BEGIN_ALLOW_THREADS st = dkm_source_open_file(ctx, path, &opts, out);
   Py_END_ALLOW_THREADS if (st != DKM_OK) {
