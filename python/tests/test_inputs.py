@@ -73,10 +73,3 @@ def test_the_input_array_is_not_modified(blobs):
     x = blobs.copy()
     diskmeans.train(x, 16, metric="cosine")
     assert np.array_equal(x, blobs)
-
-
-def test_a_list_of_several_inputs_is_refused_until_the_library_joins_them(blobs):
-    with pytest.raises(diskmeans.ParameterError, match="several inputs"):
-        diskmeans.train([blobs, blobs], 4)
-    # One input in a list is that input.
-    assert centroids([blobs]) == centroids(blobs)

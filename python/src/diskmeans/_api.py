@@ -60,7 +60,8 @@ MAX_K = 2**31 - 1
 
 PathType = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 #: What ``data`` may be: a 2-D array (float32, float16, float64, uint8 or
-#: int8; any strides), a memory map of one, or the path of a file.
+#: int8; any strides), a memory map of one, the path of a file, or a list
+#: (or tuple) of those: one data set, their rows in order.
 Data = Union[np.ndarray, PathType, Sequence[Any]]
 
 
@@ -393,16 +394,17 @@ def _input_spec(data: Any, name: str, opts: Tuple[int, int, int, Optional[str]])
 
 def _input_specs(data: Any, name: str, format: str = "auto", dim: Optional[int] = None,
                  dtype: Optional[str] = None, dataset: Optional[str] = None) -> list:
-    """The inputs of a call, one spec each. A list (or tuple) of paths or
-    2-D arrays is several inputs (issue 9): each gets its own spec and source,
-    and the extension joins them (build_sources in _ext.c)."""
+    """The inputs of a call, one spec each. A list (or tuple) holding a path
+    or an array of 2 or more dimensions is several inputs, taken as one data
+    set, their rows in order (as the CLI's several INPUT files): each item
+    gets its own spec and source, named data[i], and the extension joins them
+    (build_sources in _ext.c). Any other list is rows (a list of lists)."""
     opts = _file_options(format, dim, dtype, dataset)
-    if (
-        isinstance(data, (list, tuple))
-        and len(data) > 0
-        and all(_is_path(x) or (isinstance(x, np.ndarray) and x.ndim == 2) for x in data)
-    ):
-        return [_input_spec(x, f"{name}[{i}]", opts) for i, x in enumerate(data)]
+    if isinstance(data, (list, tuple)):
+        if len(data) == 0:
+            raise ParameterError(f"{name}: an empty list: no input, no rows")
+        if any(_is_path(x) or (isinstance(x, np.ndarray) and x.ndim >= 2) for x in data):
+            return [_input_spec(x, f"{name}[{i}]", opts) for i, x in enumerate(data)]
     return [_input_spec(data, name, opts)]
 
 
@@ -496,7 +498,10 @@ def train(
     HDF5, raw with ``dim`` and ``dtype``; ``format`` forces one: "auto",
     "fvecs", "bvecs", "npy", "idx", "raw" or "hdf5"; ``dataset`` is the path
     of the dataset in an HDF5 file, default "train", else its only 2-D
-    dataset).
+    dataset), or a list (or tuple) of those: one data set, the rows of each
+    item in order, exactly as ``diskmeans train`` takes several INPUT files
+    (items may mix paths, formats and dtypes but must agree on dim;
+    ``format``, ``dim``, ``dtype`` and ``dataset`` apply to every file).
 
     Training uses a seeded sample of at most ``max_points_per_centroid * k``
     rows (0: all rows), drawn in one pass. Parameters, as ``dkm_params`` and
@@ -605,7 +610,8 @@ def assign(
     to float32 if needed: it is small) or a :class:`TrainResult`, whose
     metric is then the default; otherwise ``metric`` defaults to "l2".
     ``data`` is read as in :func:`train` (``format``, ``dim``, ``dtype``,
-    ``dataset`` too). Rows and centroids are checked as training checks rows
+    ``dataset`` too); a list of inputs is one data set and its labels come in
+    its rows' order. Rows and centroids are checked as training checks rows
     (:class:`DataError`), and a dimension that differs from the centroids'
     raises :class:`DimensionMismatchError`.
     """

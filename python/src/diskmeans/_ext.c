@@ -345,11 +345,10 @@ static int build_source(dkm_ctx *ctx, PyObject *spec, dkm_source **out) {
 }
 
 /*
- * The source of a call: one per input, taken together. This is where a list
- * of inputs (issue 9) joins: with dkm_source_concat in the header, n > 1
- * becomes
- *   dkm_source_concat(ctx, parts, n, out)   (which takes ownership of parts)
- * Until then a call takes exactly one input.
+ * The source of a call: one per input, joined in order into one data set by
+ * dkm_source_concat (as the CLI joins several INPUT files; with one input it
+ * is that input's source). A part that fails to build closes the ones built
+ * before it; dkm_source_concat owns the parts once called, success or not.
  */
 static int build_sources(dkm_ctx *ctx, PyObject *specs, dkm_source **out) {
   *out = NULL;
@@ -357,16 +356,43 @@ static int build_sources(dkm_ctx *ctx, PyObject *specs, dkm_source **out) {
   if (seq == NULL)
     return -1;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-  if (n != 1) {
+  if (n < 1) {
     Py_DECREF(seq);
-    raise_param("data: a list of %zd inputs; this build of the library takes one input "
-                "(several inputs need dkm_source_concat)",
-                n);
+    raise_param("data: an empty list: no input");
     return -1;
   }
-  int rc = build_source(ctx, PySequence_Fast_GET_ITEM(seq, 0), out);
+  if (n == 1) {
+    int rc = build_source(ctx, PySequence_Fast_GET_ITEM(seq, 0), out);
+    Py_DECREF(seq);
+    return rc;
+  }
+  dkm_source **parts = calloc((size_t)n, sizeof *parts);
+  if (parts == NULL) {
+    Py_DECREF(seq);
+    PyErr_NoMemory();
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    if (build_source(ctx, PySequence_Fast_GET_ITEM(seq, i), &parts[i]) != 0) {
+      for (Py_ssize_t j = 0; j < i; j++)
+        dkm_source_close(parts[j]);
+      free(parts);
+      Py_DECREF(seq);
+      return -1;
+    }
+  }
   Py_DECREF(seq);
-  return rc;
+  /* Closing a part on failure takes the GIL itself (buffer_close). */
+  PyThreadState *ts = PyEval_SaveThread();
+  dkm_status st = dkm_source_concat(ctx, parts, (size_t)n, out);
+  PyEval_RestoreThread(ts);
+  free(parts);
+  if (st != DKM_OK) {
+    *out = NULL;
+    raise_status(ctx, st);
+    return -1;
+  }
+  return 0;
 }
 
 /* --- parameters ------------------------------------------------------------ */

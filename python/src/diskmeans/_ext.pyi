@@ -1,5 +1,8 @@
 # Stubs of the C extension (internal; the public API is diskmeans.train,
-# assign and plan).
+# assign and plan). inputs holds one spec per input, made by
+# _api._input_specs: ("file", path bytes, name, format, raw_dim, raw_dtype,
+# dataset or None) or ("array", obj, name, release_pages); several specs are
+# one data set, their rows in order (dkm_source_concat).
 from typing import Any, Callable, Optional, Sequence
 
 library_version: str
