@@ -78,7 +78,7 @@ def test_a_list_of_files_gives_the_cli_centroids_of_the_same_files(cli, tmp_path
     assert got.centroids.tobytes() == np.load(out).tobytes()
 
 
-def test_assign_labels_a_list_of_inputs_in_its_rows_order(parts, cli, tmp_path, blobs):
+def test_assign_labels_a_list_of_inputs_in_its_rows_order(parts, cli, tmp_path):
     items, whole = parts
     centroids = diskmeans.train(whole, 16).centroids
     labels, dists = diskmeans.assign(items, centroids)
@@ -168,3 +168,13 @@ def test_a_list_of_rows_is_still_one_array(blobs):
     rows = [list(r) for r in blobs[:300].astype(np.float64)]
     assert diskmeans.train(rows, 8).centroids.tobytes() == \
         diskmeans.train(blobs[:300].astype(np.float64), 8).centroids.tobytes()
+
+
+def test_a_bad_value_is_named_by_its_item_and_its_row_there(tmp_path, blobs):
+    bad = blobs[:500].copy()
+    bad[123, 4] = np.nan
+    with pytest.raises(diskmeans.DataError, match=r"data\[1\].*row 123"):
+        diskmeans.train([blobs, bad], 4, max_points_per_centroid=0)
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(diskmeans.DataError, match=r"bad\.npy.*row 123"):
+        diskmeans.assign([blobs, tmp_path / "bad.npy"], blobs[:4])
