@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -27,7 +28,9 @@ enum {
   OPT_REDO,
   OPT_LABELS,
   OPT_STATS,
-  OPT_BALANCE
+  OPT_BALANCE,
+  OPT_CHECKPOINT,
+  OPT_RESUME
 };
 
 /* One option a line: */
@@ -42,6 +45,8 @@ static const cli_option train_options[] = {
     {"labels", 0, 1, OPT_LABELS},
     {"stats", 0, 1, OPT_STATS},
     {"balance", 0, 0, OPT_BALANCE},
+    {"checkpoint", 0, 1, OPT_CHECKPOINT},
+    {"resume", 0, 0, OPT_RESUME},
     {NULL, 0, 0, 0},
 };
 /* clang-format on */
@@ -52,6 +57,8 @@ typedef struct train_args {
   const char *labels;
   const char *stats;
   const char *init_file;
+  const char *checkpoint;
+  int resume;
 } train_args;
 
 static int train_option(const cli_scanner *s, int id, const char *v, void *args) {
@@ -98,6 +105,12 @@ static int train_option(const cli_scanner *s, int id, const char *v, void *args)
   case OPT_BALANCE:
     p->balance = 1;
     break;
+  case OPT_CHECKPOINT:
+    a->checkpoint = v;
+    break;
+  case OPT_RESUME:
+    a->resume = 1;
+    break;
   default:
     return cli_usage_error("train", "internal error: option %d", id);
   }
@@ -124,9 +137,13 @@ static int parse_args(int argc, char **argv, train_args *a) {
   }
   /* A folder has no extension: say what it is rather than that its
    * extension '' is unknown. */
+  if (a->resume && a->checkpoint == NULL) {
+    return cli_usage_error("train", "--resume needs --checkpoint FILE");
+  }
   if (cli_refuse_folder(a->output) != 0 ||
       (a->labels != NULL && cli_refuse_folder(a->labels) != 0) ||
-      (a->stats != NULL && cli_refuse_folder(a->stats) != 0)) {
+      (a->stats != NULL && cli_refuse_folder(a->stats) != 0) ||
+      (a->checkpoint != NULL && cli_refuse_folder(a->checkpoint) != 0)) {
     return CLI_EXIT_ERROR;
   }
   if (cli_output_kind(a->output) == CLI_OUT_OTHER) {
@@ -145,8 +162,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
     return CLI_EXIT_ERROR;
   }
   const cli_file_arg inputs[] = {{"INPUT", a->common.input}, {"--init", a->init_file}};
-  const cli_file_arg outputs[] = {
-      {"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
+  const cli_file_arg outputs[] = {{"-o", a->output},
+                                  {"--labels", a->labels},
+                                  {"--stats", a->stats},
+                                  {"--checkpoint", a->checkpoint}};
   rc = cli_check_files(inputs, sizeof inputs / sizeof inputs[0], outputs,
                        sizeof outputs / sizeof outputs[0]);
   if (rc != CLI_EXIT_OK) {
@@ -427,6 +446,7 @@ typedef struct train_state {
   dkm_source *src;
   dkm_result *result;
   float *init;
+  char *identity; /* the input's path, size and time, for the checkpoint */
   uint64_t *label_counts;
   dkm_balance label_balance;
   cli_outfile centroids;
@@ -435,6 +455,26 @@ typedef struct train_state {
   cli_progress progress;
 } train_state;
 
+/* What identifies the input in a checkpoint beyond its rows (which the
+ * library checks): its full path, size and modification time, so that a
+ * resume against another or a rewritten file is refused by name. NULL when
+ * out of memory. */
+static char *input_identity(const char *input) {
+  char *full = realpath(input, NULL);
+  const char *name = full != NULL ? full : input;
+  struct stat st;
+  char *text = NULL;
+  int n;
+  if (stat(input, &st) == 0 && S_ISREG(st.st_mode)) {
+    n = asprintf(&text, "input=%s\ninput size=%lld\ninput mtime=%lld.%09ld\n", name,
+                 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  } else {
+    n = asprintf(&text, "input=%s\n", name);
+  }
+  free(full);
+  return n < 0 ? NULL : text;
+}
+
 static void cleanup(train_state *t) {
   cli_progress_finish(&t->progress);
   cli_outfile_abort(&t->centroids);
@@ -442,6 +482,7 @@ static void cleanup(train_state *t) {
   cli_outfile_abort(&t->stats);
   free(t->label_counts);
   free(t->init);
+  free(t->identity);
   dkm_result_free(t->result);
   dkm_source_close(t->src);
   dkm_ctx_free(t->ctx);
@@ -538,6 +579,16 @@ int cli_cmd_train(int argc, char **argv) {
               cli_format_bytes(peak, peak_text, sizeof peak_text), dkm_storage_name(plan.storage),
               cli_format_bytes(plan.memory_limit, limit_text, sizeof limit_text));
   }
+  if (a.checkpoint != NULL) {
+    t.identity = input_identity(a.common.input);
+    if (t.identity == NULL) {
+      cli_error("out of memory");
+      return fail(&t, CLI_EXIT_ERROR);
+    }
+    p->checkpoint = a.checkpoint;
+    p->resume = a.resume;
+    p->checkpoint_identity = t.identity;
+  }
   p->progress = cli_progress_callback;
   p->progress_user = &t.progress;
   cli_signals_defer(1);
@@ -609,6 +660,11 @@ int cli_cmd_train(int argc, char **argv) {
   cli_signals_hold(0);
   if (!committed) {
     return fail(&t, CLI_EXIT_ERROR);
+  }
+  /* The outputs are in place: the checkpoint has served (a kill before
+   * this line leaves it, and a resume from it finishes at once). */
+  if (a.checkpoint != NULL && unlink(a.checkpoint) != 0 && errno != ENOENT) {
+    cli_error("note: --checkpoint %s: cannot remove it: %s", a.checkpoint, strerror(errno));
   }
 
   if (!a.common.quiet) {
