@@ -663,8 +663,16 @@ int cli_cmd_train(int argc, char **argv) {
   }
   /* The outputs are in place: the checkpoint has served (a kill before
    * this line leaves it, and a resume from it finishes at once). */
-  if (a.checkpoint != NULL && unlink(a.checkpoint) != 0 && errno != ENOENT) {
-    cli_error("note: --checkpoint %s: cannot remove it: %s", a.checkpoint, strerror(errno));
+  if (a.checkpoint != NULL) {
+    if (unlink(a.checkpoint) != 0 && errno != ENOENT) {
+      cli_error("note: --checkpoint %s: cannot remove it: %s", a.checkpoint, strerror(errno));
+    }
+    /* A write a kill cut short leaves the library's temporary file. */
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", a.checkpoint) >= 0) {
+      unlink(tmp);
+      free(tmp);
+    }
   }
 
   if (!a.common.quiet) {
