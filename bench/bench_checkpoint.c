@@ -26,7 +26,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_checkpoint FOLDER [K DIM [REPEATS]]\n");
     return 2;
   }
-  uint32_t k = argc > 3 ? (uint32_t)atol(argv[2]) : 512, dim = argc > 3 ? (uint32_t)atol(argv[3]) : 128;
+  uint32_t k = argc > 3 ? (uint32_t)atol(argv[2]) : 512,
+           dim = argc > 3 ? (uint32_t)atol(argv[3]) : 128;
   int repeats = argc > 4 ? atoi(argv[4]) : 7;
   if (repeats < 1 || repeats > 100)
     repeats = 7;
@@ -39,8 +40,7 @@ int main(int argc, char **argv) {
   dkm_source *sample = NULL;
   dkm__ckpt *ck = NULL;
   if (ctx == NULL || centroids == NULL || sizes == NULL || rows == NULL ||
-      dkm_source_from_memory(ctx, rows, DKM_DTYPE_F32, 1, 1024,
-                             &sample) != DKM_OK ||
+      dkm_source_from_memory(ctx, rows, DKM_DTYPE_F32, 1, 1024, &sample) != DKM_OK ||
       dkm__ckpt_open(ctx, path, 0, "bench=1\n", &ck) != DKM_OK ||
       dkm__ckpt_sample(ck, sample) != DKM_OK) {
     fprintf(stderr, "bench_checkpoint: %s\n", ctx != NULL ? dkm_ctx_errmsg(ctx) : "out of memory");

@@ -414,22 +414,22 @@ typedef struct dkm_params {
    * once the last state is on disk, and leaves the file in place: the
    * caller removes it when it no longer needs it. Without resume an
    * existing file is replaced. */
-  const char *checkpoint; /* path, or NULL (default): no checkpoint */
-  int resume;             /* non-zero: continue from checkpoint, which must
-                             exist, giving the very result (centroids,
-                             sizes, statistics; timings aside) of a run
-                             never interrupted. Its header, size, CRC32 and
-                             version are checked (DKM_ERR_FORMAT), then its
-                             identity: k, seed, metric, init (and the given
-                             centroids), max_points_per_centroid,
-                             max_iter, tol, n_redo, strategy, balance,
-                             refine, the source's rows and dim, the
-                             caller's checkpoint_identity and, once drawn,
-                             the CRC32 of the sample's rows; one that
-                             differs is DKM_ERR_PARAM with a message naming
-                             it, before anything is written. n_threads,
-                             block_rows, storage, memory_limit and tmp_dir
-                             may differ: they do not change results. */
+  const char *checkpoint;          /* path, or NULL (default): no checkpoint */
+  int resume;                      /* non-zero: continue from checkpoint, which must
+                                      exist, giving the very result (centroids,
+                                      sizes, statistics; timings aside) of a run
+                                      never interrupted. Its header, size, CRC32 and
+                                      version are checked (DKM_ERR_FORMAT), then its
+                                      identity: k, seed, metric, init (and the given
+                                      centroids), max_points_per_centroid,
+                                      max_iter, tol, n_redo, strategy, balance,
+                                      refine, the source's rows and dim, the
+                                      caller's checkpoint_identity and, once drawn,
+                                      the CRC32 of the sample's rows; one that
+                                      differs is DKM_ERR_PARAM with a message naming
+                                      it, before anything is written. n_threads,
+                                      block_rows, storage, memory_limit and tmp_dir
+                                      may differ: they do not change results. */
   const char *checkpoint_identity; /* optional "name=value" lines the
                                       caller adds to the identity (the CLI:
                                       the input's path, size and mtime);

@@ -629,8 +629,8 @@ static dkm_status save_hier(hier_run *h, uint32_t stage, const group_progress *g
   dkm__ckpt_put_u64(ck, b, h->res->spill_bytes);
   dkm__ckpt_put(ck, b, h->coarse, (size_t)kc * dim * sizeof(float));
   if (stage == STAGE_GROUPS) {
-    uint32_t g[8] = {gp->next,     gp->carry,     gp->used,       (uint32_t)gp->found,
-                     h->levels,    st0->repaired, st0->rebalanced, 0};
+    uint32_t g[8] = {gp->next,  gp->carry,     gp->used,        (uint32_t)gp->found,
+                     h->levels, st0->repaired, st0->rebalanced, 0};
     dkm__ckpt_put(ck, b, g, sizeof g);
     dkm__ckpt_put_f64(ck, b, gp->objective);
     dkm__ckpt_put(ck, b, h->quota, (size_t)kc * sizeof(uint32_t));
@@ -672,21 +672,23 @@ static dkm_status load_hier_head(hier_run *h, dkm__ckpt_reader *r, uint32_t *sta
     return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
   dkm__ckpt_get(r, h->coarse, (size_t)h->kc * h->dim * sizeof(float));
   *stage = head[0];
-  return r->bad ? dkm__ckpt_malformed(h->ck, "hierarchical stages'") : DKM_OK;
+  if (r->bad)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  return dkm__ckpt_check_centroids(h->ck, h->coarse, h->kc, h->dim, h->params->metric);
 }
 
 static dkm_status load_hier_groups(hier_run *h, dkm__ckpt_reader *r, group_progress *gp) {
   const uint32_t kc = h->kc, dim = h->dim;
   dkm_iter_stats *st0 = &h->res->iters[0];
-  uint32_t g[8];
-  dkm__ckpt_get(r, g, sizeof g);
-  gp->next = g[0];
-  gp->carry = g[1];
-  gp->used = g[2];
-  gp->found = g[3] != 0;
-  h->levels = g[4];
-  st0->repaired = g[5];
-  st0->rebalanced = g[6];
+  uint32_t v[8];
+  dkm__ckpt_get(r, v, sizeof v);
+  gp->next = v[0];
+  gp->carry = v[1];
+  gp->used = v[2];
+  gp->found = v[3] != 0;
+  h->levels = v[4];
+  st0->repaired = v[5];
+  st0->rebalanced = v[6];
   gp->objective = dkm__ckpt_get_f64(r);
   if (r->bad || gp->next == 0 || gp->next > kc || gp->used > h->k)
     return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
@@ -696,7 +698,25 @@ static dkm_status load_hier_groups(hier_run *h, dkm__ckpt_reader *r, group_progr
   dkm__ckpt_get(r, h->distinct, (size_t)kc * sizeof(uint32_t));
   dkm__ckpt_get(r, h->fine, (size_t)gp->used * dim * sizeof(float));
   dkm__ckpt_get(r, h->sizes, (size_t)gp->used * sizeof(uint64_t));
-  return r->bad || r->left != 0 ? dkm__ckpt_malformed(h->ck, "hierarchical stages'") : DKM_OK;
+  /* What the next groups index with must fit the groups as routed again
+   * (h->groups): quotas and distinct rows within each group's rows, the
+   * groups trained so far within the centroids used. */
+  uint64_t quotas = 0; /* of the groups still to train */
+  for (uint32_t g = 0; g < kc && !r->bad; g++) {
+    uint64_t n = dkm__groups_rows(h->groups, g);
+    quotas += g >= gp->next ? h->quota[g] : 0;
+    if (h->quota[g] > n || h->distinct[g] > n || (h->gsizes[g] != 0 && h->gsizes[g] != n) ||
+        (g < gp->next && h->first[g] > gp->used) ||
+        (g > 0 && g < gp->next && h->first[g] < h->first[g - 1]))
+      r->bad = 1;
+  }
+  /* used + carry + the quotas to come stays what the round started with,
+   * at most k: the groups to come write within the k fine centroids. */
+  if (quotas + gp->carry + gp->used > h->k)
+    r->bad = 1;
+  if (r->bad || r->left != 0)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  return dkm__ckpt_check_centroids(h->ck, h->fine, gp->used, dim, h->params->metric);
 }
 
 static dkm_status load_hier_done(hier_run *h, dkm__ckpt_reader *r) {
@@ -713,7 +733,13 @@ static dkm_status load_hier_done(hier_run *h, dkm__ckpt_reader *r) {
   dkm__ckpt_get(r, h->first, ((size_t)kc + 1) * sizeof(uint32_t));
   dkm__ckpt_get(r, h->fine, (size_t)k * dim * sizeof(float));
   dkm__ckpt_get(r, h->sizes, (size_t)k * sizeof(uint64_t));
-  return r->bad || r->left != 0 ? dkm__ckpt_malformed(h->ck, "hierarchical stages'") : DKM_OK;
+  /* The refinement's ranges of centroids: from 0 up to k. */
+  for (uint32_t g = 0; g < kc && !r->bad; g++)
+    if (h->first[g] > h->first[g + 1])
+      r->bad = 1;
+  if (r->bad || r->left != 0 || h->first[0] != 0 || h->first[kc] != k)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  return dkm__ckpt_check_centroids(h->ck, h->fine, k, dim, h->params->metric);
 }
 
 /* Trains group g into its quota, possibly with more from earlier groups

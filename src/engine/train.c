@@ -10,8 +10,8 @@
  */
 #include <assert.h>
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -484,8 +484,20 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->disk_mode_bytes = DKM__MAX(dkm__trainer_bytes(&disk, params, w, 0), disk_gather);
   out->strategy = DKM_STRATEGY_FLAT;
   out->flat_flops = out->flops = dkm__flat_flops(params, sp.sample_rows, sp.dim);
-  if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL)
-    return dkm__plan_hierarchical(ctx, params, src, out);
+  if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL &&
+      (s = dkm__plan_hierarchical(ctx, params, src, out)) != DKM_OK)
+    return s;
+  /* A checkpoint holds up to two sets of centroids and sizes (the current
+   * and best runs; hierarchical: the groups' and the refinement's), and
+   * the state is held four times at most: the sections, the image queued,
+   * the one being written, and the file read on resume. */
+  if (params->checkpoint != NULL) {
+    uint64_t state = 2 * (uint64_t)params->k * ((uint64_t)sp.dim * sizeof(float) + 8) +
+                     (uint64_t)out->coarse_k * sp.dim * sizeof(float) +
+                     (uint64_t)params->max_iter * 2 * sizeof(dkm_iter_stats) + 4096;
+    out->memory_mode_bytes += 4 * state;
+    out->disk_mode_bytes += 4 * state;
+  }
   return DKM_OK;
 }
 
@@ -623,7 +635,7 @@ static dkm_status save_flat(dkm__ckpt *ck, const dkm__trainer *t, const flat_sta
   const int have_best = fs->run > 0;
   dkm__ckpt_buf *b = dkm__ckpt_section(ck, DKM__CKPT_FLAT);
   uint32_t head[8] = {fs->run, fs->iter_done, (uint32_t)fs->have_current, (uint32_t)have_best,
-                      k, dim, res->distinct_rows, 0};
+                      k,       dim,           res->distinct_rows,         0};
   dkm__ckpt_put(ck, b, head, sizeof head);
   if (fs->have_current) {
     dkm__ckpt_put(ck, b, fs->rng.s, sizeof fs->rng.s);
@@ -688,7 +700,12 @@ static dkm_status load_flat(dkm__ckpt *ck, const uint8_t *data, size_t len, dkm_
   }
   if (r.bad || r.left != 0)
     return dkm__ckpt_malformed(ck, "Lloyd loop's");
-  return DKM_OK;
+  dkm_status s = DKM_OK;
+  if (fs->have_current)
+    s = dkm__ckpt_check_centroids(ck, t->centroids, k, dim, t->metric);
+  if (s == DKM_OK && have_best)
+    s = dkm__ckpt_check_centroids(ck, res->centroids, k, dim, t->metric);
+  return s;
 }
 
 /* What a run needs to save checkpoints: NULL ck for none. */
@@ -738,8 +755,8 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
   }
   centroids_set(t);
   flat_state fs = {run, 0, 1, t->rng, prev, t->distinct};
-  if (from == NULL && sv->ck != NULL && (s = save_flat(sv->ck, t, &fs, iters, sizes, sv->res)) !=
-                                            DKM_OK)
+  if (from == NULL && sv->ck != NULL &&
+      (s = save_flat(sv->ck, t, &fs, iters, sizes, sv->res)) != DKM_OK)
     return s;
 
   *n_iter = it0;

@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "checkpoint.h"
+#include "sample.h"
 
 #define CKPT_MAGIC "DKMCKPT\n"
 #define CKPT_VERSION 1u
@@ -98,6 +99,18 @@ double dkm__ckpt_get_f64(dkm__ckpt_reader *r) {
 dkm_status dkm__ckpt_malformed(dkm__ckpt *ck, const char *what) {
   return dkm__error(ck->ctx, DKM_ERR_FORMAT, "checkpoint %s: its %s section is malformed", ck->path,
                     what);
+}
+
+dkm_status dkm__ckpt_check_centroids(dkm__ckpt *ck, const float *c, uint32_t k, uint32_t dim,
+                                     dkm_metric metric) {
+  size_t n = strlen(ck->path) + 16;
+  char *name = dkm__alloc_or_fail(ck->ctx, n, "the checkpoint's name");
+  if (name == NULL)
+    return DKM_ERR_NOMEM;
+  snprintf(name, n, "checkpoint %s", ck->path);
+  dkm_status s = dkm__check_centroids(ck->ctx, DKM_ERR_FORMAT, name, c, k, dim, metric);
+  dkm__free(ck->ctx, name);
+  return s;
 }
 
 /* --- building sections ------------------------------------------------------ */
@@ -401,8 +414,8 @@ static dkm_status load(dkm__ckpt *ck) {
     if (r <= 0) {
       int err = r < 0 ? errno : 0;
       close(fd);
-      return dkm__error(ck->ctx, err != 0 ? DKM_ERR_IO : DKM_ERR_FORMAT,
-                        "checkpoint %s: %s", ck->path,
+      return dkm__error(ck->ctx, err != 0 ? DKM_ERR_IO : DKM_ERR_FORMAT, "checkpoint %s: %s",
+                        ck->path,
                         err != 0 ? strerror_r(err, tmp, sizeof tmp) : "shorter than its size");
     }
     done += (size_t)r;
@@ -422,8 +435,8 @@ static dkm_status load(dkm__ckpt *ck) {
                       "checkpoint %s: written on a machine of the other byte order", ck->path);
   if (version != CKPT_VERSION)
     return dkm__error(ck->ctx, DKM_ERR_FORMAT,
-                      "checkpoint %s: version %u; this library reads version %u", ck->path,
-                      version, CKPT_VERSION);
+                      "checkpoint %s: version %u; this library reads version %u", ck->path, version,
+                      CKPT_VERSION);
   if (payload != size - CKPT_HEADER - 4)
     return dkm__error(ck->ctx, DKM_ERR_FORMAT,
                       "checkpoint %s: truncated or extended (%llu bytes, the header says %llu)",
@@ -553,7 +566,7 @@ dkm_status dkm__ckpt_open(dkm_ctx *ctx, const char *path, int resume, const char
   const char *slash = strrchr(path, '/');
   ck->path = copy_string(ctx, path, strlen(path), NULL);
   ck->tmp_path = copy_string(ctx, path, strlen(path), ".tmp");
-  ck->dir = slash == NULL ? copy_string(ctx, ".", 1, NULL)
+  ck->dir = slash == NULL   ? copy_string(ctx, ".", 1, NULL)
             : slash == path ? copy_string(ctx, "/", 1, NULL)
                             : copy_string(ctx, path, (size_t)(slash - path), NULL);
   ck->ident_len = strlen(ident);

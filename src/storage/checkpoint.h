@@ -96,6 +96,12 @@ uint32_t dkm__ckpt_get_u32(dkm__ckpt_reader *r);
 uint64_t dkm__ckpt_get_u64(dkm__ckpt_reader *r);
 double dkm__ckpt_get_f64(dkm__ckpt_reader *r);
 
+/* Checks k restored centroids as given ones are checked: a crafted file
+ * with a valid CRC must not bring a NaN into the engine. DKM_ERR_FORMAT
+ * "checkpoint FILE: centroid I has a NaN in column J". */
+dkm_status dkm__ckpt_check_centroids(dkm__ckpt *ck, const float *c, uint32_t k, uint32_t dim,
+                                     dkm_metric metric);
+
 /* DKM_ERR_FORMAT "checkpoint FILE: its <what> section is malformed". */
 dkm_status dkm__ckpt_malformed(dkm__ckpt *ck, const char *what);
 
