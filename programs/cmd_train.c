@@ -546,6 +546,23 @@ int cli_cmd_train(int argc, char **argv) {
       (a.stats != NULL && cli_outfile_open(&t.stats, a.stats) != 0)) {
     return fail(&t, CLI_EXIT_ERROR);
   }
+  /* The checkpoint's folder too: the library would only find out at its
+   * first save, after the sample. */
+  if (a.checkpoint != NULL) {
+    char *dir = strdup(a.checkpoint);
+    char *slash = dir != NULL ? strrchr(dir, '/') : NULL;
+    const char *folder = slash == NULL ? "." : slash == dir ? "/" : dir;
+    if (slash != NULL && slash != dir) {
+      *slash = '\0';
+    }
+    int ok = dir != NULL && access(folder, W_OK | X_OK) == 0;
+    int err = errno;
+    free(dir);
+    if (!ok) {
+      cli_error("--checkpoint %s: cannot write in its folder: %s", a.checkpoint, strerror(err));
+      return fail(&t, CLI_EXIT_ERROR);
+    }
+  }
 
   rc = cli_open_input(t.ctx, &a.common, &fopts, &t.src);
   if (rc != CLI_EXIT_OK) {
