@@ -171,6 +171,36 @@ static void flat_run_stopped_anywhere_resumes_to_the_same_bytes(void **state) {
   stop_everywhere_and_resume(&p, &p, "flat, cosine, tol");
 }
 
+/* Rows that are copies of 50 distinct ones: random centroids coincide, so
+ * clusters come out empty and are repaired from the run's RNG after the
+ * point where the run stopped. */
+static void runs_with_repairs_resume_to_the_same_bytes(void **state) {
+  (void)state;
+  float *copies = malloc(sizeof(float) * N * D);
+  assert_non_null(copies);
+  for (uint64_t i = 0; i < N; i++)
+    memcpy(copies + i * D, rows + (i % 50) * D, sizeof(float) * D);
+  float *keep = rows;
+  rows = copies;
+  dkm_params p;
+  flat_params(&p);
+  p.init = DKM_INIT_RANDOM;
+  p.n_redo = 2;
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  dkm_result *r = NULL;
+  assert_int_equal(train(ctx, &p, &r), DKM_OK);
+  uint32_t repairs = 0;
+  for (uint32_t t = 0; t < r->n_iter; t++)
+    repairs += r->iters[t].repaired;
+  assert_true(repairs > 0); /* the case this test is for */
+  dkm_result_free(r);
+  dkm_ctx_free(ctx);
+  stop_everywhere_and_resume(&p, &p, "flat with repairs");
+  rows = keep;
+  free(copies);
+}
+
 static void several_runs_stopped_in_the_second_resume_to_the_same_bytes(void **state) {
   (void)state;
   dkm_params p;
@@ -478,6 +508,7 @@ static void allocation_failures_leak_nothing(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(flat_run_stopped_anywhere_resumes_to_the_same_bytes),
+      cmocka_unit_test(runs_with_repairs_resume_to_the_same_bytes),
       cmocka_unit_test(several_runs_stopped_in_the_second_resume_to_the_same_bytes),
       cmocka_unit_test(hierarchical_run_stopped_anywhere_resumes_to_the_same_bytes),
       cmocka_unit_test(resume_with_other_threads_blocks_and_storage_is_the_same),
