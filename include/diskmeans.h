@@ -469,6 +469,36 @@ typedef struct dkm_params {
                             one, largest and smallest first (sizes decide:
                             deterministic); hierarchical quotas go by group
                             size. Default 0 */
+  /* Checkpoints (docs/design.md, "Checkpoints"). With checkpoint set,
+   * dkm_train() saves its state to that file after the initialisation and
+   * every iteration of each run, and after each stage of hierarchical
+   * training (the coarse centroids, each group, each refinement pass),
+   * replacing the file atomically (a temporary file checkpoint + ".tmp" in
+   * the same folder, synced and renamed, then the folder synced) on a
+   * thread of its own while training goes on. dkm_train() returns only
+   * once the last state is on disk, and leaves the file in place: the
+   * caller removes it when it no longer needs it. Without resume an
+   * existing file is replaced. */
+  const char *checkpoint;          /* path, or NULL (default): no checkpoint */
+  int resume;                      /* non-zero: continue from checkpoint, which must
+                                      exist, giving the very result (centroids,
+                                      sizes, statistics; timings aside) of a run
+                                      never interrupted. Its header, size, CRC32 and
+                                      version are checked (DKM_ERR_FORMAT), then its
+                                      identity: k, seed, metric, init (and the given
+                                      centroids), max_points_per_centroid,
+                                      max_iter, tol, n_redo, strategy, balance,
+                                      refine, the source's rows and dim, the
+                                      caller's checkpoint_identity and, once drawn,
+                                      the CRC32 of the sample's rows; one that
+                                      differs is DKM_ERR_PARAM with a message naming
+                                      it, before anything is written. n_threads,
+                                      block_rows, storage, memory_limit and tmp_dir
+                                      may differ: they do not change results. */
+  const char *checkpoint_identity; /* optional "name=value" lines the
+                                      caller adds to the identity (the CLI:
+                                      the input's path, size and mtime);
+                                      NULL = none */
 } dkm_params;
 
 /** Fills params with the defaults above (k = 0: the caller must set k). */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -27,7 +28,9 @@ enum {
   OPT_REDO,
   OPT_LABELS,
   OPT_STATS,
-  OPT_BALANCE
+  OPT_BALANCE,
+  OPT_CHECKPOINT,
+  OPT_RESUME
 };
 
 /* One option a line: */
@@ -42,6 +45,8 @@ static const cli_option train_options[] = {
     {"labels", 0, 1, OPT_LABELS},
     {"stats", 0, 1, OPT_STATS},
     {"balance", 0, 0, OPT_BALANCE},
+    {"checkpoint", 0, 1, OPT_CHECKPOINT},
+    {"resume", 0, 0, OPT_RESUME},
     {NULL, 0, 0, 0},
 };
 /* clang-format on */
@@ -52,6 +57,8 @@ typedef struct train_args {
   const char *labels;
   const char *stats;
   const char *init_file;
+  const char *checkpoint;
+  int resume;
 } train_args;
 
 static int train_option(const cli_scanner *s, int id, const char *v, void *args) {
@@ -98,6 +105,12 @@ static int train_option(const cli_scanner *s, int id, const char *v, void *args)
   case OPT_BALANCE:
     p->balance = 1;
     break;
+  case OPT_CHECKPOINT:
+    a->checkpoint = v;
+    break;
+  case OPT_RESUME:
+    a->resume = 1;
+    break;
   default:
     return cli_usage_error("train", "internal error: option %d", id);
   }
@@ -124,9 +137,13 @@ static int parse_args(int argc, char **argv, train_args *a) {
   }
   /* A folder has no extension: say what it is rather than that its
    * extension '' is unknown. */
+  if (a->resume && a->checkpoint == NULL) {
+    return cli_usage_error("train", "--resume needs --checkpoint FILE");
+  }
   if (cli_refuse_folder(a->output) != 0 ||
       (a->labels != NULL && cli_refuse_folder(a->labels) != 0) ||
-      (a->stats != NULL && cli_refuse_folder(a->stats) != 0)) {
+      (a->stats != NULL && cli_refuse_folder(a->stats) != 0) ||
+      (a->checkpoint != NULL && cli_refuse_folder(a->checkpoint) != 0)) {
     return CLI_EXIT_ERROR;
   }
   if (cli_output_kind(a->output) == CLI_OUT_OTHER) {
@@ -145,8 +162,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
     return CLI_EXIT_ERROR;
   }
   const cli_file_arg init[] = {{"--init", a->init_file}};
-  const cli_file_arg outputs[] = {
-      {"-o", a->output}, {"--labels", a->labels}, {"--stats", a->stats}};
+  const cli_file_arg outputs[] = {{"-o", a->output},
+                                  {"--labels", a->labels},
+                                  {"--stats", a->stats},
+                                  {"--checkpoint", a->checkpoint}};
   rc = cli_check_inputs(a->common.inputs, init, 1, outputs, sizeof outputs / sizeof outputs[0]);
   if (rc != CLI_EXIT_OK) {
     return rc;
@@ -434,6 +453,7 @@ typedef struct train_state {
   dkm_source *src;
   dkm_result *result;
   float *init;
+  char *identity; /* the input's path, size and time, for the checkpoint */
   uint64_t *label_counts;
   dkm_balance label_balance;
   cli_outfile centroids;
@@ -442,6 +462,50 @@ typedef struct train_state {
   cli_progress progress;
 } train_state;
 
+/* What identifies the input in a checkpoint beyond its rows (which the
+ * library checks): its full path, size and modification time, so that a
+ * resume against another or a rewritten file is refused by name. NULL when
+ * out of memory. */
+/* One input file's lines of the identity: its full path, and for a regular
+ * file its size and mtime. The first file's keys are "input", "input size"
+ * and "input mtime"; the next ones' "input 2", "input 2 size", ... */
+static int append_file_identity(char **text, size_t i, const char *input) {
+  char key[32] = "input";
+  if (i > 0) {
+    snprintf(key, sizeof key, "input %zu", i + 1);
+  }
+  char *full = realpath(input, NULL);
+  const char *name = full != NULL ? full : input;
+  struct stat st;
+  char *more = NULL;
+  int n;
+  if (strcmp(input, "-") != 0 && stat(input, &st) == 0 && S_ISREG(st.st_mode)) {
+    n = asprintf(&more, "%s%s=%s\n%s size=%lld\n%s mtime=%lld.%09ld\n", *text, key, name, key,
+                 (long long)st.st_size, key, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  } else {
+    n = asprintf(&more, "%s%s=%s\n", *text, key, name);
+  }
+  free(full);
+  if (n < 0) {
+    return -1;
+  }
+  free(*text);
+  *text = more;
+  return 0;
+}
+
+/* The identity of the inputs for a checkpoint: every file, in order. */
+static char *input_identity(const cli_inputs *in) {
+  char *text = strdup("");
+  for (size_t i = 0; text != NULL && i < in->n; i++) {
+    if (append_file_identity(&text, i, in->paths[i]) != 0) {
+      free(text);
+      text = NULL;
+    }
+  }
+  return text;
+}
+
 static void cleanup(train_state *t) {
   cli_progress_finish(&t->progress);
   cli_outfile_abort(&t->centroids);
@@ -449,6 +513,7 @@ static void cleanup(train_state *t) {
   cli_outfile_abort(&t->stats);
   free(t->label_counts);
   free(t->init);
+  free(t->identity);
   dkm_result_free(t->result);
   dkm_source_close(t->src);
   dkm_ctx_free(t->ctx);
@@ -512,6 +577,23 @@ int cli_cmd_train(int argc, char **argv) {
       (a.stats != NULL && cli_outfile_open(&t.stats, a.stats) != 0)) {
     return fail(&t, CLI_EXIT_ERROR);
   }
+  /* The checkpoint's folder too: the library would only find out at its
+   * first save, after the sample. */
+  if (a.checkpoint != NULL) {
+    char *dir = strdup(a.checkpoint);
+    char *slash = dir != NULL ? strrchr(dir, '/') : NULL;
+    const char *folder = slash == NULL ? "." : slash == dir ? "/" : dir;
+    if (slash != NULL && slash != dir) {
+      *slash = '\0';
+    }
+    int ok = dir != NULL && access(folder, W_OK | X_OK) == 0;
+    int err = errno;
+    free(dir);
+    if (!ok) {
+      cli_error("--checkpoint %s: cannot write in its folder: %s", a.checkpoint, strerror(err));
+      return fail(&t, CLI_EXIT_ERROR);
+    }
+  }
 
   rc = cli_open_input(t.ctx, &a.common, &fopts, &t.src);
   if (rc != CLI_EXIT_OK) {
@@ -544,6 +626,16 @@ int cli_cmd_train(int argc, char **argv) {
               "which bounds the sample only",
               cli_format_bytes(peak, peak_text, sizeof peak_text), dkm_storage_name(plan.storage),
               cli_format_bytes(plan.memory_limit, limit_text, sizeof limit_text));
+  }
+  if (a.checkpoint != NULL) {
+    t.identity = input_identity(a.common.inputs);
+    if (t.identity == NULL) {
+      cli_error("out of memory");
+      return fail(&t, CLI_EXIT_ERROR);
+    }
+    p->checkpoint = a.checkpoint;
+    p->resume = a.resume;
+    p->checkpoint_identity = t.identity;
   }
   p->progress = cli_progress_callback;
   p->progress_user = &t.progress;
@@ -616,6 +708,19 @@ int cli_cmd_train(int argc, char **argv) {
   cli_signals_hold(0);
   if (!committed) {
     return fail(&t, CLI_EXIT_ERROR);
+  }
+  /* The outputs are in place: the checkpoint has served (a kill before
+   * this line leaves it, and a resume from it finishes at once). */
+  if (a.checkpoint != NULL) {
+    if (unlink(a.checkpoint) != 0 && errno != ENOENT) {
+      cli_error("note: --checkpoint %s: cannot remove it: %s", a.checkpoint, strerror(errno));
+    }
+    /* A write a kill cut short leaves the library's temporary file. */
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", a.checkpoint) >= 0) {
+      unlink(tmp);
+      free(tmp);
+    }
   }
 
   if (!a.common.quiet) {

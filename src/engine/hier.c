@@ -592,7 +592,155 @@ typedef struct hier_run {
   uint64_t *sizes;    /* k: each fine cluster's rows in its group's last pass */
   dkm__groups *groups;
   uint32_t levels;
+  dkm__ckpt *ck; /* NULL: no checkpoint */
 } hier_run;
+
+/* --- checkpoints --------------------------------------------------------------------- */
+
+/* The driver's state in a checkpoint (section DKM__CKPT_HIER):
+ *
+ *   u32 stage, kc, k, dim; u64 spill bytes so far; the coarse centroids
+ *   stage GROUPS: u32 next group, carry, used, found, levels, repairs,
+ *     moves, 0; f64 objective; quotas, first (kc + 1), group sizes (u64),
+ *     distinct rows (u32 each, kc); fine centroids and sizes of the used
+ *     clusters
+ *   stage DONE: u32 levels, distinct rows, repairs, moves; f64 objective,
+ *     imbalance; first (kc + 1); all fine centroids and sizes
+ *
+ * The sample and the routing are not saved: both are functions of the
+ * input and the seed (and of the coarse centroids), redrawn on resume. A
+ * group is saved once trained, so a kill loses at most the group under
+ * way; the refinement saves its own Lloyd loop section beside this one. */
+enum { STAGE_COARSE = 1, STAGE_GROUPS = 2, STAGE_DONE = 3 };
+
+typedef struct group_progress {
+  uint32_t next, carry, used;
+  int found;
+  double objective;
+} group_progress;
+
+static dkm_status save_hier(hier_run *h, uint32_t stage, const group_progress *gp) {
+  dkm__ckpt *ck = h->ck;
+  const uint32_t kc = h->kc, k = h->k, dim = h->dim;
+  const dkm_iter_stats *st0 = &h->res->iters[0];
+  dkm__ckpt_buf *b = dkm__ckpt_section(ck, DKM__CKPT_HIER);
+  uint32_t head[4] = {stage, kc, k, dim};
+  dkm__ckpt_put(ck, b, head, sizeof head);
+  dkm__ckpt_put_u64(ck, b, h->res->spill_bytes);
+  dkm__ckpt_put(ck, b, h->coarse, (size_t)kc * dim * sizeof(float));
+  if (stage == STAGE_GROUPS) {
+    uint32_t g[8] = {gp->next,  gp->carry,     gp->used,        (uint32_t)gp->found,
+                     h->levels, st0->repaired, st0->rebalanced, 0};
+    dkm__ckpt_put(ck, b, g, sizeof g);
+    dkm__ckpt_put_f64(ck, b, gp->objective);
+    dkm__ckpt_put(ck, b, h->quota, (size_t)kc * sizeof(uint32_t));
+    dkm__ckpt_put(ck, b, h->first, ((size_t)kc + 1) * sizeof(uint32_t));
+    dkm__ckpt_put(ck, b, h->gsizes, (size_t)kc * sizeof(uint64_t));
+    dkm__ckpt_put(ck, b, h->distinct, (size_t)kc * sizeof(uint32_t));
+    dkm__ckpt_put(ck, b, h->fine, (size_t)gp->used * dim * sizeof(float));
+    dkm__ckpt_put(ck, b, h->sizes, (size_t)gp->used * sizeof(uint64_t));
+  } else if (stage == STAGE_DONE) {
+    uint32_t d[4] = {h->res->levels, h->res->distinct_rows, st0->repaired, st0->rebalanced};
+    dkm__ckpt_put(ck, b, d, sizeof d);
+    dkm__ckpt_put_f64(ck, b, st0->objective);
+    dkm__ckpt_put_f64(ck, b, st0->imbalance);
+    dkm__ckpt_put(ck, b, h->first, ((size_t)kc + 1) * sizeof(uint32_t));
+    dkm__ckpt_put(ck, b, h->fine, (size_t)k * dim * sizeof(float));
+    dkm__ckpt_put(ck, b, h->sizes, (size_t)k * sizeof(uint64_t));
+  }
+  return dkm__ckpt_save(ck);
+}
+
+/* Reads the head of a saved driver state: its stage (0 when there is
+ * none), the spill bytes and the coarse centroids. */
+static dkm_status load_hier_head(hier_run *h, dkm__ckpt_reader *r, uint32_t *stage,
+                                 uint64_t *spill) {
+  *stage = 0;
+  size_t len;
+  const uint8_t *data = h->ck != NULL ? dkm__ckpt_loaded(h->ck, DKM__CKPT_HIER, &len) : NULL;
+  if (data == NULL)
+    return DKM_OK;
+  dkm__ckpt_forget(h->ck, DKM__CKPT_HIER);
+  r->p = data;
+  r->left = len;
+  r->bad = 0;
+  uint32_t head[4];
+  dkm__ckpt_get(r, head, sizeof head);
+  *spill = dkm__ckpt_get_u64(r);
+  if (r->bad || head[0] < STAGE_COARSE || head[0] > STAGE_DONE || head[1] != h->kc ||
+      head[2] != h->k || head[3] != h->dim)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  dkm__ckpt_get(r, h->coarse, (size_t)h->kc * h->dim * sizeof(float));
+  *stage = head[0];
+  if (r->bad)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  return dkm__ckpt_check_centroids(h->ck, h->coarse, h->kc, h->dim, h->params->metric);
+}
+
+static dkm_status load_hier_groups(hier_run *h, dkm__ckpt_reader *r, group_progress *gp) {
+  const uint32_t kc = h->kc, dim = h->dim;
+  dkm_iter_stats *st0 = &h->res->iters[0];
+  uint32_t v[8];
+  dkm__ckpt_get(r, v, sizeof v);
+  gp->next = v[0];
+  gp->carry = v[1];
+  gp->used = v[2];
+  gp->found = v[3] != 0;
+  h->levels = v[4];
+  st0->repaired = v[5];
+  st0->rebalanced = v[6];
+  gp->objective = dkm__ckpt_get_f64(r);
+  if (r->bad || gp->next == 0 || gp->next > kc || gp->used > h->k)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  dkm__ckpt_get(r, h->quota, (size_t)kc * sizeof(uint32_t));
+  dkm__ckpt_get(r, h->first, ((size_t)kc + 1) * sizeof(uint32_t));
+  dkm__ckpt_get(r, h->gsizes, (size_t)kc * sizeof(uint64_t));
+  dkm__ckpt_get(r, h->distinct, (size_t)kc * sizeof(uint32_t));
+  dkm__ckpt_get(r, h->fine, (size_t)gp->used * dim * sizeof(float));
+  dkm__ckpt_get(r, h->sizes, (size_t)gp->used * sizeof(uint64_t));
+  /* What the next groups index with must fit the groups as routed again
+   * (h->groups): quotas and distinct rows within each group's rows, the
+   * groups trained so far within the centroids used. */
+  uint64_t quotas = 0; /* of the groups still to train */
+  for (uint32_t g = 0; g < kc && !r->bad; g++) {
+    uint64_t n = dkm__groups_rows(h->groups, g);
+    quotas += g >= gp->next ? h->quota[g] : 0;
+    if (h->quota[g] > n || h->distinct[g] > n || (h->gsizes[g] != 0 && h->gsizes[g] != n) ||
+        (g < gp->next && h->first[g] > gp->used) ||
+        (g > 0 && g < gp->next && h->first[g] < h->first[g - 1]))
+      r->bad = 1;
+  }
+  /* used + carry + the quotas to come stays what the round started with,
+   * at most k: the groups to come write within the k fine centroids. */
+  if (quotas + gp->carry + gp->used > h->k)
+    r->bad = 1;
+  if (r->bad || r->left != 0)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  return dkm__ckpt_check_centroids(h->ck, h->fine, gp->used, dim, h->params->metric);
+}
+
+static dkm_status load_hier_done(hier_run *h, dkm__ckpt_reader *r) {
+  const uint32_t kc = h->kc, k = h->k, dim = h->dim;
+  dkm_iter_stats *st0 = &h->res->iters[0];
+  uint32_t d[4];
+  dkm__ckpt_get(r, d, sizeof d);
+  h->levels = d[0];
+  h->res->distinct_rows = d[1];
+  st0->repaired = d[2];
+  st0->rebalanced = d[3];
+  st0->objective = dkm__ckpt_get_f64(r);
+  st0->imbalance = dkm__ckpt_get_f64(r);
+  dkm__ckpt_get(r, h->first, ((size_t)kc + 1) * sizeof(uint32_t));
+  dkm__ckpt_get(r, h->fine, (size_t)k * dim * sizeof(float));
+  dkm__ckpt_get(r, h->sizes, (size_t)k * sizeof(uint64_t));
+  /* The refinement's ranges of centroids: from 0 up to k. */
+  for (uint32_t g = 0; g < kc && !r->bad; g++)
+    if (h->first[g] > h->first[g + 1])
+      r->bad = 1;
+  if (r->bad || r->left != 0 || h->first[0] != 0 || h->first[kc] != k)
+    return dkm__ckpt_malformed(h->ck, "hierarchical stages'");
+  return dkm__ckpt_check_centroids(h->ck, h->fine, k, dim, h->params->metric);
+}
 
 /* Trains group g into its quota, possibly with more from earlier groups
  * that could not use all of theirs (*carry), and keeps its centroids at
@@ -638,10 +786,10 @@ static dkm_status train_group(hier_run *h, const dkm__sample_plan *sp, uint32_t 
      * CPU time, objective 1.0002x); where it does not, neither should the
      * group. */
     gp.refine = 0;
-    s = dkm__train_hierarchical(h->ctx, &gp, src, &r);
+    s = dkm__train_hierarchical(h->ctx, &gp, src, NULL, &r);
   } else {
     gp.strategy = DKM_STRATEGY_FLAT;
-    s = dkm__train_flat(h->ctx, &gp, src, NULL, &r);
+    s = dkm__train_flat(h->ctx, &gp, src, NULL, NULL, &r);
   }
   dkm_source_close(src);
   if (s != DKM_OK)
@@ -714,8 +862,21 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   s = dkm__sample_draw(ctx, p, src, &sp, &sample, &owned, &spilled);
   res->sample_seconds = dkm__now() - t0;
   res->spill_bytes += spilled;
-  if (s != DKM_OK)
+  /* A checkpoint checks the sample's rows, and may say where to go on. */
+  if (s == DKM_OK && h->ck != NULL)
+    s = dkm__ckpt_sample(h->ck, sample);
+  dkm__ckpt_reader saved = {NULL, 0, 0};
+  uint32_t stage = 0;
+  uint64_t saved_spill = 0;
+  if (s == DKM_OK)
+    s = load_hier_head(h, &saved, &stage, &saved_spill);
+  if (s != DKM_OK) {
+    if (owned)
+      dkm_source_close(sample);
     return s;
+  }
+  if (stage != 0)
+    res->spill_bytes = saved_spill;
 
   /* 2. Coarse centroids, from the sample. */
   t0 = dkm__now();
@@ -732,12 +893,16 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
   relay rl;
   relay_to(&cp, &rl, p, DKM_PART_COARSE, 0, 0, 0);
   dkm_result *cr = NULL;
-  s = dkm__train_flat(ctx, &cp, sample, NULL, &cr);
-  if (s == DKM_OK) {
-    memcpy(h->coarse, cr->centroids, (size_t)kc * dim * sizeof(float));
-    res->init_seconds += cr->init_seconds;
-    res->spill_bytes += cr->spill_bytes;
-    dkm_result_free(cr);
+  if (stage == 0) {
+    s = dkm__train_flat(ctx, &cp, sample, NULL, NULL, &cr);
+    if (s == DKM_OK) {
+      memcpy(h->coarse, cr->centroids, (size_t)kc * dim * sizeof(float));
+      res->init_seconds += cr->init_seconds;
+      res->spill_bytes += cr->spill_bytes;
+      dkm_result_free(cr);
+      if (h->ck != NULL)
+        s = save_hier(h, STAGE_COARSE, NULL);
+    }
   }
   res->coarse_seconds = dkm__now() - t0;
 
@@ -754,6 +919,8 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
     s = dkm__groups_finish(ctx, h->groups);
   if (s == DKM_OK && sp.storage == DKM_STORAGE_DISK)
     res->spill_bytes += sp.sample_bytes;
+  if (stage > STAGE_COARSE) /* saved after the routing: its count has it */
+    res->spill_bytes = saved_spill;
   res->route_seconds = dkm__now() - t0;
   if (s != DKM_OK)
     return s;
@@ -781,32 +948,49 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
    * distinct rows are known get exactly that many centroids, the others
    * share the rest. Only data with many copies of few rows pays
    * for this; each round learns about one group more at least. */
-  uint32_t carry, used;
-  double objective;
-  for (;;) {
-    uint64_t m_left = 0;
-    uint32_t k_left = k;
-    for (uint32_t g = 0; g < kc; g++) {
-      m_left += h->gsizes[g];
-      k_left -= h->distinct[g];
+  group_progress gp = {0, 0, 0, 0, 0};
+  int resumed = 0;
+  if (stage == STAGE_GROUPS) {
+    s = load_hier_groups(h, &saved, &gp);
+    resumed = 1;
+  } else if (stage == STAGE_DONE) {
+    s = load_hier_done(h, &saved);
+  }
+  if (s != DKM_OK)
+    return s;
+  for (; stage != STAGE_DONE;) {
+    if (!resumed) {
+      uint64_t m_left = 0;
+      uint32_t k_left = k;
+      for (uint32_t g = 0; g < kc; g++) {
+        m_left += h->gsizes[g];
+        k_left -= h->distinct[g];
+      }
+      uint32_t k_share = (uint32_t)DKM__MIN((uint64_t)k_left, m_left);
+      memset(h->quota, 0, (size_t)kc * sizeof(uint32_t));
+      if (k_share > 0)
+        dkm__quotas_weighted(k_share, by_size ? NULL : h->gcost, h->gsizes, kc, h->quota);
+      for (uint32_t g = 0; g < kc; g++)
+        if (h->distinct[g] != 0)
+          h->quota[g] = h->distinct[g];
+      gp.next = gp.carry = gp.used = 0;
+      gp.objective = 0;
+      gp.found = 0;
+      h->levels = 2;
+      memset(&res->iters[0], 0, sizeof res->iters[0]);
     }
-    uint32_t k_share = (uint32_t)DKM__MIN((uint64_t)k_left, m_left);
-    memset(h->quota, 0, (size_t)kc * sizeof(uint32_t));
-    if (k_share > 0)
-      dkm__quotas_weighted(k_share, by_size ? NULL : h->gcost, h->gsizes, kc, h->quota);
-    for (uint32_t g = 0; g < kc; g++)
-      if (h->distinct[g] != 0)
-        h->quota[g] = h->distinct[g];
-    carry = used = 0;
-    objective = 0;
-    h->levels = 2;
-    memset(&res->iters[0], 0, sizeof res->iters[0]);
-    int found = 0;
-    for (uint32_t g = 0; g < kc && s == DKM_OK; g++)
-      s = train_group(h, &sp, g, &carry, &used, &objective, &found);
+    resumed = 0;
+    for (; gp.next < kc && s == DKM_OK; gp.next++) {
+      s = train_group(h, &sp, gp.next, &gp.carry, &gp.used, &gp.objective, &gp.found);
+      if (s == DKM_OK && h->ck != NULL) {
+        group_progress after = gp;
+        after.next++;
+        s = save_hier(h, STAGE_GROUPS, &after);
+      }
+    }
     if (s != DKM_OK)
       return s;
-    if (used == k || !found)
+    if (gp.used == k || !gp.found)
       break;
     /* Again only if the other groups have rows left for more centroids. */
     uint64_t open = 0, known = 0;
@@ -814,36 +998,43 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
       open += h->gsizes[g];
       known += h->distinct[g];
     }
-    if (open <= used - known)
+    if (open <= gp.used - known)
       break;
   }
-  h->first[kc] = used;
-  /* Quota that no group could use: clusters left empty (the sample has
-   * fewer distinct rows than k), at the end of the last group with
-   * centroids, on a copy of its last centroid. */
-  if (used < k) {
-    uint32_t last = kc;
-    while (last > 0 && h->first[last - 1] == used)
-      last--;
-    for (uint32_t c = used; c < k; c++) {
-      memcpy(h->fine + (size_t)c * dim, h->fine + (size_t)(used - 1) * dim, dim * sizeof(float));
-      h->sizes[c] = 0;
+  if (stage != STAGE_DONE) {
+    const uint32_t used = gp.used;
+    h->first[kc] = used;
+    /* Quota that no group could use: clusters left empty (the sample has
+     * fewer distinct rows than k), at the end of the last group with
+     * centroids, on a copy of its last centroid. */
+    if (used < k) {
+      uint32_t last = kc;
+      while (last > 0 && h->first[last - 1] == used)
+        last--;
+      for (uint32_t c = used; c < k; c++) {
+        memcpy(h->fine + (size_t)c * dim, h->fine + (size_t)(used - 1) * dim, dim * sizeof(float));
+        h->sizes[c] = 0;
+      }
+      for (uint32_t g = last; g <= kc; g++)
+        h->first[g] = k;
+      res->distinct_rows = used;
     }
-    for (uint32_t g = last; g <= kc; g++)
-      h->first[g] = k;
-    res->distinct_rows = used;
+    res->levels = h->levels;
+    dkm_iter_stats *st0 = &res->iters[0];
+    st0->objective = gp.objective;
+    double sq = 0;
+    for (uint32_t c = 0; c < k; c++)
+      sq += (double)h->sizes[c] * (double)h->sizes[c];
+    st0->imbalance = (double)k * sq / ((double)sp.sample_rows * (double)sp.sample_rows);
+    if (h->ck != NULL && (s = save_hier(h, STAGE_DONE, NULL)) != DKM_OK)
+      return s;
   }
   res->groups_seconds = dkm__now() - t0;
   res->levels = h->levels;
   dkm_iter_stats *st0 = &res->iters[0];
-  st0->objective = objective;
   st0->seconds = res->groups_seconds;
-  double sq = 0;
-  for (uint32_t c = 0; c < k; c++)
-    sq += (double)h->sizes[c] * (double)h->sizes[c];
-  st0->imbalance = (double)k * sq / ((double)sp.sample_rows * (double)sp.sample_rows);
   res->n_iter = 1;
-  res->objective = objective;
+  res->objective = st0->objective;
 
   /* 6. Refinement: the Lloyd loop over all rows, group after group. */
   t0 = dkm__now();
@@ -871,7 +1062,7 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
       hooks.user = &f;
       hooks.group_first = h->first;
       hooks.n_groups = kc;
-      s = dkm__train_flat(ctx, &rp, all, &hooks, &rr);
+      s = dkm__train_flat(ctx, &rp, all, &hooks, h->ck, &rr);
     }
     dkm_source_close(all);
     refiner_free(&f);
@@ -894,7 +1085,7 @@ static dkm_status run(hier_run *h, dkm_source *src, double start) {
 }
 
 dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
-                                   dkm_result **out) {
+                                   dkm__ckpt *ck, dkm_result **out) {
   double start = dkm__now();
   *out = NULL;
   if (params->init == DKM_INIT_GIVEN)
@@ -907,6 +1098,7 @@ dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_s
   h.params = params;
   h.k = params->k;
   h.dim = src->dim;
+  h.ck = ck;
   h.res = dkm__result_alloc(ctx, params->k, src->dim, 1 + params->refine);
   if (h.res == NULL)
     return DKM_ERR_NOMEM;

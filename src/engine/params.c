@@ -79,6 +79,10 @@ dkm_status dkm_params_check(dkm_ctx *ctx, const dkm_params *params) {
   if (params->refine > DKM__MAX_REFINE)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "refine is %u; it must be at most %u",
                              params->refine, DKM__MAX_REFINE);
+  if (params->resume && params->checkpoint == NULL)
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "resume is set but checkpoint is NULL");
+  if (params->checkpoint != NULL && params->checkpoint[0] == '\0')
+    return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "checkpoint is empty (use NULL for none)");
   if (params->tmp_dir != NULL && params->tmp_dir[0] == '\0')
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "tmp_dir is empty (use NULL for /tmp)");
   return DKM_OK;

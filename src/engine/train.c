@@ -10,10 +10,14 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "gemm.h"
+#include "storage/checkpoint.h"
 #include "storage/sample.h"
 #include "storage/spill.h"
 #include "train.h"
@@ -480,8 +484,20 @@ dkm_status dkm_plan_training(dkm_ctx *ctx, const dkm_params *params, const dkm_s
   out->disk_mode_bytes = DKM__MAX(dkm__trainer_bytes(&disk, params, w, 0), disk_gather);
   out->strategy = DKM_STRATEGY_FLAT;
   out->flat_flops = out->flops = dkm__flat_flops(params, sp.sample_rows, sp.dim);
-  if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL)
-    return dkm__plan_hierarchical(ctx, params, src, out);
+  if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL &&
+      (s = dkm__plan_hierarchical(ctx, params, src, out)) != DKM_OK)
+    return s;
+  /* A checkpoint holds up to two sets of centroids and sizes (the current
+   * and best runs; hierarchical: the groups' and the refinement's), and
+   * the state is held four times at most: the sections, the image queued,
+   * the one being written, and the file read on resume. */
+  if (params->checkpoint != NULL) {
+    uint64_t state = 2 * (uint64_t)params->k * ((uint64_t)sp.dim * sizeof(float) + 8) +
+                     (uint64_t)out->coarse_k * sp.dim * sizeof(float) +
+                     (uint64_t)params->max_iter * 2 * sizeof(dkm_iter_stats) + 4096;
+    out->memory_mode_bytes += 4 * state;
+    out->disk_mode_bytes += 4 * state;
+  }
   return DKM_OK;
 }
 
@@ -566,31 +582,185 @@ static dkm_status trainer_open(dkm__trainer *t, dkm_ctx *ctx, const dkm_params *
   return t->scratch != NULL ? DKM_OK : DKM_ERR_NOMEM;
 }
 
-/* One run: initialisation then Lloyd iterations. iters receives the stats;
- * *n_iter their number; t->counts ends as the last pass's sizes (copied to
- * sizes before the repairs). */
-static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters, uint32_t *n_iter,
-                           uint64_t *sizes, double *init_seconds) {
+/* --- checkpoints ------------------------------------------------------------------ */
+
+/* The Lloyd loop's state in a checkpoint (section DKM__CKPT_FLAT):
+ *
+ *   u32 run, iter_done, have_current, have_best, k, dim, distinct_rows, 0
+ *   have_current: the run's RNG (4 u64), prev objective (f64), distinct
+ *     (u32, u32 0), iter_done statistics, the last pass's sizes (k u64,
+ *     when iter_done > 0), the centroids (k * dim f32)
+ *   have_best: objective (f64), best_run, n_iter (u32 each), n_iter
+ *     statistics, sizes (k u64), centroids (k * dim f32)
+ *
+ * have_current says run `run` stopped after its initialisation
+ * (iter_done = 0) or iteration iter_done and goes on from there; without
+ * it, run `run` (n_redo when all are done) is yet to start. Everything else
+ * a pass needs is recomputed from the centroids (norms, packing) or reset by
+ * each pass (sums, counts), so resuming gives the same bits. */
+typedef struct flat_state {
+  uint32_t run, iter_done;
+  int have_current;
+  dkm__rng rng;
+  double prev;
+  uint32_t distinct;
+} flat_state;
+
+static void put_stats(dkm__ckpt *ck, dkm__ckpt_buf *b, const dkm_iter_stats *st, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    dkm__ckpt_put_f64(ck, b, st[i].objective);
+    dkm__ckpt_put_f64(ck, b, st[i].seconds);
+    dkm__ckpt_put_u32(ck, b, st[i].repaired);
+    dkm__ckpt_put_u32(ck, b, st[i].rebalanced);
+    dkm__ckpt_put_f64(ck, b, st[i].imbalance);
+  }
+}
+
+static void get_stats(dkm__ckpt_reader *r, dkm_iter_stats *st, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    st[i].objective = dkm__ckpt_get_f64(r);
+    st[i].seconds = dkm__ckpt_get_f64(r);
+    st[i].repaired = dkm__ckpt_get_u32(r);
+    st[i].rebalanced = dkm__ckpt_get_u32(r);
+    st[i].imbalance = dkm__ckpt_get_f64(r);
+  }
+}
+
+/* The run's place and, where the run is under way, the trainer's state;
+ * then the best run so far (res, when run > 0). */
+static dkm_status save_flat(dkm__ckpt *ck, const dkm__trainer *t, const flat_state *fs,
+                            const dkm_iter_stats *iters, const uint64_t *sizes,
+                            const dkm_result *res) {
+  const uint32_t k = t->k, dim = t->dim;
+  const int have_best = fs->run > 0;
+  dkm__ckpt_buf *b = dkm__ckpt_section(ck, DKM__CKPT_FLAT);
+  uint32_t head[8] = {fs->run, fs->iter_done, (uint32_t)fs->have_current, (uint32_t)have_best,
+                      k,       dim,           res->distinct_rows,         0};
+  dkm__ckpt_put(ck, b, head, sizeof head);
+  if (fs->have_current) {
+    dkm__ckpt_put(ck, b, fs->rng.s, sizeof fs->rng.s);
+    dkm__ckpt_put_f64(ck, b, fs->prev);
+    dkm__ckpt_put_u32(ck, b, fs->distinct);
+    dkm__ckpt_put_u32(ck, b, 0);
+    put_stats(ck, b, iters, fs->iter_done);
+    if (fs->iter_done > 0)
+      dkm__ckpt_put(ck, b, sizes, (size_t)k * sizeof *sizes);
+    dkm__ckpt_put(ck, b, t->centroids, (size_t)k * dim * sizeof(float));
+  }
+  if (have_best) {
+    dkm__ckpt_put_f64(ck, b, res->objective);
+    dkm__ckpt_put_u32(ck, b, res->best_run);
+    dkm__ckpt_put_u32(ck, b, res->n_iter);
+    put_stats(ck, b, res->iters, res->n_iter);
+    dkm__ckpt_put(ck, b, res->cluster_sizes, (size_t)k * sizeof(uint64_t));
+    dkm__ckpt_put(ck, b, res->centroids, (size_t)k * dim * sizeof(float));
+  }
+  return dkm__ckpt_save(ck);
+}
+
+/* Restores what save_flat saved into fs, the trainer's centroids, iters,
+ * sizes and res. */
+static dkm_status load_flat(dkm__ckpt *ck, const uint8_t *data, size_t len, dkm__trainer *t,
+                            flat_state *fs, dkm_iter_stats *iters, uint64_t *sizes,
+                            dkm_result *res) {
   const dkm_params *p = t->params;
   const uint32_t k = t->k, dim = t->dim;
-  dkm__rng_seed(&t->rng, p->seed, DKM__RNG_STREAM_RUN(run));
-  t->eng.progress.max_iter = p->max_iter;
-  t->eng.progress.objective = NAN;
-  double t0 = dkm__now();
-  dkm_status s = dkm__init_centroids(t, run);
-  *init_seconds += dkm__now() - t0;
-  if (s != DKM_OK)
-    return s;
-  dkm__centroid_norms(t->centroids, k, dim, t->cnorm);
-  dkm__kernel_bias(t->metric, t->cnorm, k, t->bias);
+  dkm__ckpt_reader r = {data, len, 0};
+  uint32_t head[8];
+  dkm__ckpt_get(&r, head, sizeof head);
+  fs->run = head[0];
+  fs->iter_done = head[1];
+  fs->have_current = head[2] != 0;
+  int have_best = head[3] != 0;
+  if (r.bad || head[4] != k || head[5] != dim || fs->run > p->n_redo ||
+      fs->iter_done >= p->max_iter || have_best != (fs->run > 0) ||
+      (fs->have_current && fs->run >= p->n_redo))
+    return dkm__ckpt_malformed(ck, "Lloyd loop's");
+  res->distinct_rows = head[6];
+  if (fs->have_current) {
+    dkm__ckpt_get(&r, fs->rng.s, sizeof fs->rng.s);
+    fs->prev = dkm__ckpt_get_f64(&r);
+    fs->distinct = dkm__ckpt_get_u32(&r);
+    (void)dkm__ckpt_get_u32(&r);
+    get_stats(&r, iters, fs->iter_done);
+    if (fs->iter_done > 0)
+      dkm__ckpt_get(&r, sizes, (size_t)k * sizeof *sizes);
+    dkm__ckpt_get(&r, t->centroids, (size_t)k * dim * sizeof(float));
+  }
+  if (have_best) {
+    res->objective = dkm__ckpt_get_f64(&r);
+    res->best_run = dkm__ckpt_get_u32(&r);
+    res->n_iter = dkm__ckpt_get_u32(&r);
+    if (res->n_iter == 0 || res->n_iter > p->max_iter || res->best_run >= fs->run)
+      r.bad = 1;
+    else
+      get_stats(&r, res->iters, res->n_iter);
+    dkm__ckpt_get(&r, res->cluster_sizes, (size_t)k * sizeof(uint64_t));
+    dkm__ckpt_get(&r, res->centroids, (size_t)k * dim * sizeof(float));
+  }
+  if (r.bad || r.left != 0)
+    return dkm__ckpt_malformed(ck, "Lloyd loop's");
+  dkm_status s = DKM_OK;
+  if (fs->have_current)
+    s = dkm__ckpt_check_centroids(ck, t->centroids, k, dim, t->metric);
+  if (s == DKM_OK && have_best)
+    s = dkm__ckpt_check_centroids(ck, res->centroids, k, dim, t->metric);
+  return s;
+}
+
+/* What a run needs to save checkpoints: NULL ck for none. */
+typedef struct flat_saver {
+  dkm__ckpt *ck;
+  const uint64_t *sizes;
+  const dkm_result *res;
+} flat_saver;
+
+/* The centroids have been set (initialised or restored): make the
+ * kernel's view of them. */
+static void centroids_set(dkm__trainer *t) {
+  dkm__centroid_norms(t->centroids, t->k, t->dim, t->cnorm);
+  dkm__kernel_bias(t->metric, t->cnorm, t->k, t->bias);
   if (t->packed != NULL)
-    dkm__pack(t->centroids, k, dim, t->packed);
+    dkm__pack(t->centroids, t->k, t->dim, t->packed);
   if (t->hooks->centroids_changed != NULL)
     t->hooks->centroids_changed(t->hooks->user, t->centroids);
+}
 
+/* One run: initialisation then Lloyd iterations. iters receives the stats;
+ * *n_iter their number; t->counts ends as the last pass's sizes (copied to
+ * sizes before the repairs). With from (resuming), the run goes on from the
+ * state restored there instead: t->centroids, iters and sizes hold it. */
+static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters, uint32_t *n_iter,
+                           uint64_t *sizes, double *init_seconds, const flat_state *from,
+                           const flat_saver *sv) {
+  const dkm_params *p = t->params;
+  const uint32_t k = t->k, dim = t->dim;
+  t->eng.progress.max_iter = p->max_iter;
+  t->eng.progress.objective = NAN;
   double prev = NAN;
-  *n_iter = 0;
-  for (uint32_t it = 0; it < p->max_iter; it++) {
+  uint32_t it0 = 0;
+  dkm_status s;
+  if (from != NULL) {
+    t->rng = from->rng;
+    t->distinct = from->distinct;
+    prev = from->prev;
+    it0 = from->iter_done;
+  } else {
+    dkm__rng_seed(&t->rng, p->seed, DKM__RNG_STREAM_RUN(run));
+    double t0 = dkm__now();
+    s = dkm__init_centroids(t, run);
+    *init_seconds += dkm__now() - t0;
+    if (s != DKM_OK)
+      return s;
+  }
+  centroids_set(t);
+  flat_state fs = {run, 0, 1, t->rng, prev, t->distinct};
+  if (from == NULL && sv->ck != NULL &&
+      (s = save_flat(sv->ck, t, &fs, iters, sizes, sv->res)) != DKM_OK)
+    return s;
+
+  *n_iter = it0;
+  for (uint32_t it = it0; it < p->max_iter; it++) {
     double start = dkm__now();
     memset(t->sums, 0, (size_t)k * dim * sizeof(double));
     memset(t->counts, 0, (size_t)k * sizeof(uint64_t));
@@ -629,6 +799,16 @@ static dkm_status run_once(dkm__trainer *t, uint32_t run, dkm_iter_stats *iters,
         fabs(prev - t->objective) <= p->tol * fabs(prev))
       break;
     prev = t->objective;
+    /* The run goes on: save where it is (its end is saved by the caller,
+     * with the best run). */
+    if (sv->ck != NULL && it + 1 < p->max_iter) {
+      fs.iter_done = it + 1;
+      fs.rng = t->rng;
+      fs.prev = prev;
+      fs.distinct = t->distinct;
+      if ((s = save_flat(sv->ck, t, &fs, iters, sizes, sv->res)) != DKM_OK)
+        return s;
+    }
   }
   return DKM_OK;
 }
@@ -662,7 +842,8 @@ dkm_result *dkm__result_alloc(dkm_ctx *ctx, uint32_t k, uint32_t dim, uint32_t n
 }
 
 static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
-                        const dkm__train_hooks *hooks, dkm_result *res, double call_start) {
+                        const dkm__train_hooks *hooks, dkm__ckpt *ck, dkm_result *res,
+                        double call_start) {
   const uint32_t k = params->k, dim = src->dim;
   dkm__sample_plan sp;
   dkm_status s = dkm__sample_plan_make(ctx, params, src, dkm__tile_rows(k, dim), &sp);
@@ -698,10 +879,25 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
     s = trainer_open(&t, ctx, params, sample, &sp, hooks);
     opened = 1;
   }
-  for (uint32_t run = 0; s == DKM_OK && run < params->n_redo; run++) {
+  /* A checkpoint checks the sample's rows, and may say where to go on. */
+  flat_state from;
+  memset(&from, 0, sizeof from);
+  if (s == DKM_OK && ck != NULL)
+    s = dkm__ckpt_sample(ck, sample);
+  if (s == DKM_OK && ck != NULL) {
+    size_t len;
+    const uint8_t *data = dkm__ckpt_loaded(ck, DKM__CKPT_FLAT, &len);
+    if (data != NULL) {
+      s = load_flat(ck, data, len, &t, &from, iters, sizes, res);
+      dkm__ckpt_forget(ck, DKM__CKPT_FLAT);
+    }
+  }
+  flat_saver sv = {ck, sizes, res};
+  for (uint32_t run = from.run; s == DKM_OK && run < params->n_redo; run++) {
     uint32_t n_iter = 0;
     t.distinct = 0;
-    s = run_once(&t, run, iters, &n_iter, sizes, &res->init_seconds);
+    s = run_once(&t, run, iters, &n_iter, sizes, &res->init_seconds,
+                 run == from.run && from.have_current ? &from : NULL, &sv);
     if (s != DKM_OK)
       break;
     /* Any run that finds the count finds the same one: the sample's. */
@@ -717,6 +913,10 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
       memcpy(res->cluster_sizes, sizes, (size_t)k * sizeof(uint64_t));
       memcpy(res->iters, iters, (size_t)n_iter * sizeof(dkm_iter_stats));
     }
+    if (ck != NULL) {
+      flat_state done = {run + 1, 0, 0, t.rng, NAN, 0};
+      s = save_flat(ck, &t, &done, iters, sizes, res);
+    }
   }
   if (opened)
     trainer_free(&t);
@@ -730,7 +930,7 @@ static dkm_status train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
 }
 
 dkm_status dkm__train_flat(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
-                           const dkm__train_hooks *hooks, dkm_result **out) {
+                           const dkm__train_hooks *hooks, dkm__ckpt *ck, dkm_result **out) {
   double start = dkm__now();
   *out = NULL;
   if (src->dim == 0)
@@ -738,7 +938,7 @@ dkm_status dkm__train_flat(dkm_ctx *ctx, const dkm_params *params, dkm_source *s
   dkm_result *res = dkm__result_alloc(ctx, params->k, src->dim, params->max_iter);
   if (res == NULL)
     return DKM_ERR_NOMEM;
-  dkm_status s = train(ctx, params, src, hooks, res, start);
+  dkm_status s = train(ctx, params, src, hooks, ck, res, start);
   if (s != DKM_OK) {
     dkm_result_free(res);
     return s;
@@ -756,6 +956,36 @@ dkm_strategy dkm__strategy_for(const dkm_params *params) {
              : DKM_STRATEGY_FLAT;
 }
 
+/* The identity of a run in a checkpoint: what changes its result, one
+ * "name=value" line each (dkm__ckpt_open names the first that differs). */
+static dkm_status open_checkpoint(dkm_ctx *ctx, const dkm_params *p, const dkm_source *src,
+                                  dkm__ckpt **out) {
+  const dkm_strategy strategy = dkm__strategy_for(p);
+  const char *extra = p->checkpoint_identity != NULL ? p->checkpoint_identity : "";
+  size_t size = 1024 + strlen(extra);
+  char *ident = dkm__alloc_or_fail(ctx, size, "the checkpoint's identity");
+  if (ident == NULL)
+    return DKM_ERR_NOMEM;
+  unsigned long given = 0;
+  if (p->init == DKM_INIT_GIVEN)
+    given = crc32_z(0, (const unsigned char *)p->init_centroids,
+                    (size_t)p->k * src->dim * sizeof(float));
+  int n = snprintf(ident, size,
+                   "input rows=%llu\ninput dim=%u\nk=%u\nseed=%llu\nmetric=%s\ninit=%s\n"
+                   "init_centroids CRC32=%08lx\nmax_points_per_centroid=%llu\nmax_iter=%u\n"
+                   "tol=%.17g\nn_redo=%u\nstrategy=%s\nbalance=%s\nrefine=%u\n%s",
+                   (unsigned long long)src->rows, src->dim, p->k, (unsigned long long)p->seed,
+                   dkm_metric_name(p->metric), dkm_init_name(p->init), given,
+                   (unsigned long long)p->max_points_per_centroid, p->max_iter, p->tol, p->n_redo,
+                   dkm_strategy_name(strategy), p->balance ? "yes" : "no",
+                   strategy == DKM_STRATEGY_HIERARCHICAL ? p->refine : 0, extra);
+  assert(n > 0 && (size_t)n < size);
+  (void)n;
+  dkm_status s = dkm__ckpt_open(ctx, p->checkpoint, p->resume, ident, out);
+  dkm__free(ctx, ident);
+  return s;
+}
+
 dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, dkm_result **out) {
   if (ctx == NULL)
     return DKM_ERR_PARAM;
@@ -770,7 +1000,18 @@ dkm_status dkm_train(dkm_ctx *ctx, const dkm_params *params, dkm_source *src, dk
     return s;
   if (src->dim == 0)
     return dkm_ctx_set_error(ctx, DKM_ERR_PARAM, "%s: dim is 0", src->name);
+  dkm__ckpt *ck = NULL;
+  if (params->checkpoint != NULL && (s = open_checkpoint(ctx, params, src, &ck)) != DKM_OK)
+    return s;
   if (dkm__strategy_for(params) == DKM_STRATEGY_HIERARCHICAL)
-    return dkm__train_hierarchical(ctx, params, src, out);
-  return dkm__train_flat(ctx, params, src, NULL, out);
+    s = dkm__train_hierarchical(ctx, params, src, ck, out);
+  else
+    s = dkm__train_flat(ctx, params, src, NULL, ck, out);
+  /* The last state must be on disk before the call returns. */
+  if (s == DKM_OK && ck != NULL && (s = dkm__ckpt_flush(ck)) != DKM_OK) {
+    dkm_result_free(*out);
+    *out = NULL;
+  }
+  dkm__ckpt_close(ck);
+  return s;
 }

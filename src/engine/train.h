@@ -8,6 +8,7 @@
 #include "common/rng.h"
 #include "engine.h"
 #include "kernel.h"
+#include "storage/checkpoint.h"
 #include "storage/sample.h"
 
 /*
@@ -70,13 +71,17 @@ typedef struct dkm__trainer {
 } dkm__trainer;
 
 /* dkm_train() with hooks (NULL: none); params are checked by the caller,
- * and strategy is ignored: this is one flat run. */
+ * and strategy is ignored: this is one flat run. With ck (else NULL) it
+ * checks the sample's CRC, resumes from the checkpoint's Lloyd loop section
+ * if it has one, and saves that section after the initialisation and every
+ * iteration of each run (params.checkpoint itself is not looked at). */
 dkm_status dkm__train_flat(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
-                           const dkm__train_hooks *hooks, dkm_result **out);
+                           const dkm__train_hooks *hooks, dkm__ckpt *ck, dkm_result **out);
 
-/* Hierarchical training (hier.c): params checked, strategy resolved. */
+/* Hierarchical training (hier.c): params checked, strategy resolved; ck as
+ * for dkm__train_flat (its stages and refinement passes). */
 dkm_status dkm__train_hierarchical(dkm_ctx *ctx, const dkm_params *params, dkm_source *src,
-                                   dkm_result **out);
+                                   dkm__ckpt *ck, dkm_result **out);
 
 /* The strategy params ask for, with AUTO resolved. */
 dkm_strategy dkm__strategy_for(const dkm_params *params);
