@@ -11,7 +11,7 @@
  * both, stopped at every progress report (built with -DDKM_FUZZ_MAKE_CORPUS,
  * the main() at the end writes them). Besides the sanitizers,
  * the contract is checked with abort(): a resume either succeeds with a
- * sane result or fails with a message naming the checkpoint.
+ * result of the right shape or fails with a message naming the checkpoint.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -79,10 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   dkm_result *r = NULL;
   dkm_status st = dkm_train(ctx, &p, src, &r);
   if (st == DKM_OK) {
-    uint64_t total = 0;
-    for (uint32_t c = 0; c < r->k; c++)
-      total += r->cluster_sizes[c];
-    if (r->k != p.k || r->dim != DIM || total != ROWS || r->n_iter == 0)
+    /* (The sizes and statistics restored are the file's, unchecked
+     * beyond their framing: only the centroids and ranges the engine
+     * computes with are.) */
+    if (r->k != p.k || r->dim != DIM || r->n_iter == 0)
       abort();
   } else if (st != DKM_ERR_NOMEM && strstr(dkm_ctx_errmsg(ctx), path) == NULL) {
     fprintf(stderr, "error message does not name the checkpoint: %s\n", dkm_ctx_errmsg(ctx));
