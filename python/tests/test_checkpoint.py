@@ -38,12 +38,25 @@ class Stop(Exception):
     pass
 
 
-def stop_at(ckpt, iteration=4):
-    """A progress callable that cancels training once `iteration` is under
-    way and the checkpoint exists: what a crash leaves, in-process."""
+def wait_for(path):
+    """Until the checkpoint writer, a thread of its own, has put the file in
+    place (bounded only so that a bug fails rather than hangs)."""
+    for _ in range(120000):
+        if os.path.exists(path):
+            return
+        time.sleep(0.001)
+    pytest.fail(f"{path} was never written")
+
+
+def stop_at(ckpt):
+    """A progress callable that cancels training in the middle of the run,
+    once the checkpoint exists: what a crash leaves, in-process. Every
+    iteration's end is reported; the coarse centroids of hierarchical
+    training are saved only once done, so no waiting before them."""
 
     def progress(p):
-        if p.phase == "iterate" and p.iteration >= iteration and os.path.exists(ckpt):
+        if p.phase == "iterate" and p.part != "coarse" and (p.iteration >= 2 or p.part == "group"):
+            wait_for(ckpt)
             raise Stop
 
     return progress
@@ -69,13 +82,15 @@ def test_killed_run_resumes_to_the_same_bits_with_other_threads_and_storage(tmp_
     ref = diskmeans.train(x_npy, **KW)
     ckpt = tmp_path / "run.ckpt"
     marker = tmp_path / "stopped"
-    # The child blocks in its progress callable once the checkpoint exists
-    # at iteration 4 or later, and says so: the kill then lands mid-run
-    # whatever the speed of the machine.
+    # The child blocks in its progress callable at the end of iteration 4,
+    # once the checkpoint exists, and says so: the kill then lands mid-run
+    # whatever the speed of the machine and of its disk.
     child = textwrap.dedent(f"""
         import os, time, diskmeans
         def progress(p):
-            if p.phase == "iterate" and p.iteration >= 4 and os.path.exists({str(ckpt)!r}):
+            if p.phase == "iterate" and p.iteration >= 4:
+                while not os.path.exists({str(ckpt)!r}):
+                    time.sleep(0.001)
                 open({str(marker)!r}, "w").close()
                 while True:
                     time.sleep(1)
