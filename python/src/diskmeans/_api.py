@@ -11,6 +11,8 @@ import mmap
 import operator
 import os
 import re
+import stat
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -412,14 +414,99 @@ def _paths(specs: list) -> list:
     return [os.fsdecode(s[1]) for s in specs if s[0] == "file"]
 
 
-def _name_file(exc: DiskmeansOSError, specs: list) -> None:
+def _name_file(exc: DiskmeansOSError, specs: list, checkpoint: Optional[bytes] = None) -> None:
     """Sets filename to the input path the message starts with, if any (a
-    path may itself contain ': ')."""
+    path may itself contain ': '), or to the checkpoint's path when the
+    message is about it ("checkpoint PATH: ...")."""
     msg = str(exc)
     for p in sorted(_paths(specs), key=len, reverse=True):
         if msg.startswith(p + ": "):
             exc.filename = p
             return
+    if checkpoint is not None:
+        c = os.fsdecode(checkpoint)
+        if msg.startswith(f"checkpoint {c}: "):
+            exc.filename = c
+
+
+# --- checkpoints -------------------------------------------------------------------
+
+
+def _checkpoint_path(checkpoint: Any, resume: Any, specs: list) -> Optional[bytes]:
+    """The checkpoint path as bytes (None: no checkpoint), refused as the CLI
+    refuses --checkpoint: a folder, or a file that is one of the inputs."""
+    if not isinstance(resume, (bool, np.bool_)):
+        raise ParameterError(f"resume must be True or False, not {resume!r}")
+    if checkpoint is None:
+        if resume:
+            raise ParameterError("resume=True needs checkpoint, the file to resume from")
+        return None
+    if not _is_path(checkpoint):
+        raise ParameterError(f"checkpoint must be a path, not {type(checkpoint).__name__}")
+    path = os.fsencode(checkpoint)
+    if not path or b"\0" in path:
+        raise ParameterError(f"checkpoint: {checkpoint!r} is not a file name")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path  # not there yet: it cannot be an input
+    if stat.S_ISDIR(st.st_mode):
+        raise ParameterError(f"checkpoint {os.fsdecode(path)}: is a folder, not a file")
+    for s in specs:
+        if s[0] != "file":
+            continue
+        try:
+            same = os.path.samefile(path, s[1])
+        except OSError:
+            continue  # the input's own error comes from the library
+        if same:
+            raise ParameterError(
+                f"checkpoint {os.fsdecode(path)} and {s[2]} {os.fsdecode(s[1])} are the same "
+                f"file: the checkpoint must not replace an input"
+            )
+    return path
+
+
+def _input_identity(specs: list) -> bytes:
+    """The lines the CLI adds to a checkpoint's identity (input_identity in
+    programs/cmd_train.c), byte for byte, so that a checkpoint of
+    ``diskmeans train`` and one of :func:`train` on the same files are
+    interchangeable: for each file, its full path and, for a regular file,
+    its size and modification time; keys "input", "input size", "input
+    mtime" for the first input, "input 2", ... for the next. An array adds
+    nothing (the library's CRC32 of the sample rows covers its contents)."""
+    out = b""
+    for i, s in enumerate(specs):
+        if s[0] != "file":
+            continue
+        key = b"input" if i == 0 else b"input %d" % (i + 1)
+        path = s[1]
+        try:
+            full = os.path.realpath(path, strict=True)
+        except OSError:
+            full = path  # as the CLI when realpath() fails: the path as given
+        out += key + b"=" + full + b"\n"
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            sec, nsec = divmod(st.st_mtime_ns, 10**9)
+            out += b"%s size=%d\n%s mtime=%d.%09d\n" % (key, st.st_size, key, sec, nsec)
+    return out
+
+
+def _remove_checkpoint(path: bytes) -> None:
+    """As the CLI once its outputs are written: the checkpoint has served;
+    so has a FILE.tmp an earlier kill may have left."""
+    for p in (path, path + b".tmp"):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            warnings.warn(f"checkpoint {os.fsdecode(p)}: cannot remove it: {e.strerror}",
+                          RuntimeWarning, stacklevel=3)
 
 
 # --- progress ---------------------------------------------------------------------
@@ -486,6 +573,8 @@ def train(
     dim: Optional[int] = None,
     dtype: Optional[str] = None,
     dataset: Optional[str] = None,
+    checkpoint: Optional[PathType] = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Trains k centroids on the rows of ``data`` (``dkm_train``).
 
@@ -535,6 +624,26 @@ def train(
       most per phase, on the calling thread; an exception it raises cancels
       training and propagates unchanged. ``verbose=True`` shows a tqdm bar
       (text lines on stderr without tqdm).
+    - ``checkpoint``: a file where the training state is saved after the
+      initialisation and every iteration (and each stage of hierarchical
+      training), replaced atomically, so that a run killed at any instant
+      (a crash, an OOM kill, Ctrl-C, an exception) can go on with
+      ``resume=True``. An existing file is replaced unless resuming. Like
+      ``diskmeans train --checkpoint``, :func:`train` removes it once it
+      returns a result; a call that fails keeps it. It may not be one of
+      the inputs (:class:`ParameterError`).
+    - ``resume``: go on from ``checkpoint``, which must exist; the result
+      (centroids, sizes, statistics; timings aside) is that of a run never
+      interrupted. ``n_threads``, ``block_rows``, ``storage``,
+      ``memory_limit`` and ``tmp_dir`` may differ; anything else that
+      changes the result may not: the parameters, and the input (each
+      file's full path, size and modification time, in order, as the CLI
+      records them, so a checkpoint of ``diskmeans train`` on the same files
+      resumes here and the other way round; and the sample's rows). One that
+      differs raises :class:`ParameterError` naming it ("checkpoint c.ckpt:
+      seed differs (checkpoint 1234, this run 5)"); a truncated or damaged
+      checkpoint :class:`FormatError`; a missing one
+      :class:`DiskmeansFileNotFoundError`.
 
     The GIL is released while the library works; Ctrl-C cancels within about
     a second (KeyboardInterrupt), leaving no temporary file. Errors:
@@ -549,14 +658,20 @@ def train(
                      tmp_dir, strategy, refine, balance)
     _ext.check_params(params)
     specs = _input_specs(data, "data", format, dim, dtype, dataset)
+    ckpt = _checkpoint_path(checkpoint, resume, specs)
+    if ckpt is not None:
+        params.update(checkpoint=ckpt, resume=bool(resume),
+                      checkpoint_identity=_input_identity(specs) or None)
     report = _Reporter(progress, verbose, "train")
     try:
         r = _ext.train(specs, params, init_centroids, report if report.targets else None)
     except DiskmeansOSError as e:
-        _name_file(e, specs)
+        _name_file(e, specs, ckpt)
         raise
     finally:
         report.close()
+    if ckpt is not None:
+        _remove_checkpoint(ckpt)
     kk, d = r["k"], r["dim"]
     centroids = np.frombuffer(r["centroids"], dtype=np.float32).reshape(kk, d)
     sizes = np.frombuffer(r["cluster_sizes"], dtype=np.uint64)
@@ -649,9 +764,9 @@ def plan(data: Data, k: int, **params: Any) -> Plan:
     """Says, before anything runs, how :func:`train` with these parameters
     would store the sample and what it would cost (``dkm_plan_training``).
     Takes the parameters of :func:`train` (progress and verbose are
-    ignored)."""
-    params.pop("progress", None)
-    params.pop("verbose", None)
+    ignored, and so are checkpoint and resume: they do not change the plan)."""
+    for key in ("progress", "verbose", "checkpoint", "resume"):
+        params.pop(key, None)
     file_opts = {key: params.pop(key) for key in ("format", "dim", "dtype", "dataset")
                  if key in params}
     init = params.pop("init", "kmeans++")

@@ -55,6 +55,14 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         As :func:`diskmeans.train`. With the default max_points_per_centroid
         (256), more than 256 * n_clusters rows are subsampled for training;
         ``labels_`` always labels every row.
+    checkpoint : path or None, default None
+        As :func:`diskmeans.train`: ``fit`` saves the training state to this
+        file as it goes, and removes it once training has returned.
+    resume : bool, default False
+        ``fit`` goes on from ``checkpoint`` after a crash or a kill, with the
+        result of a run never interrupted. The seed must be the same, so give
+        an int ``random_state`` (None draws a new seed at every fit, which
+        the checkpoint refuses by name).
 
     Attributes
     ----------
@@ -90,6 +98,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         refine: int = 2,
         balance: bool = False,
         verbose: bool = False,
+        checkpoint: Any = None,
+        resume: bool = False,
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -108,6 +118,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.refine = refine
         self.balance = balance
         self.verbose = verbose
+        self.checkpoint = checkpoint
+        self.resume = resume
 
     def _seed(self) -> int:
         rs = self.random_state
@@ -151,6 +163,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             refine=self.refine,
             balance=self.balance,
             verbose=self.verbose,
+            checkpoint=self.checkpoint,
+            resume=self.resume,
         )
         labels, dist = assign(X, result.centroids, metric=self.metric,
                               n_threads=self.n_threads, block_rows=self.block_rows)

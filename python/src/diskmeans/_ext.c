@@ -432,8 +432,27 @@ static int get_enum(PyObject *d, const char *key, int *out) {
   return 0;
 }
 
-/* Fills p from the dict (keys: the dkm_params field names). tmp_dir points
- * into the dict's bytes object, alive as long as the dict. */
+/* A text field (a path): bytes from the Python layer, or None for NULL. The
+ * pointer goes into the dict's bytes object, alive as long as the dict. */
+static int get_bytes(PyObject *d, const char *key, const char **out) {
+  PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
+  if (v == NULL || v == Py_None)
+    return 0;
+  if (!PyBytes_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "internal: %s is passed as bytes", key);
+    return -1;
+  }
+  if (strlen(PyBytes_AS_STRING(v)) != (size_t)PyBytes_GET_SIZE(v)) {
+    raise_param("%s contains a NUL byte", key);
+    return -1;
+  }
+  *out = PyBytes_AS_STRING(v);
+  return 0;
+}
+
+/* Fills p from the dict (keys: the dkm_params field names). The text fields
+ * (tmp_dir, checkpoint, checkpoint_identity) point into the dict's bytes
+ * objects, alive as long as the dict. */
 static int fill_params(PyObject *d, dkm_params *p) {
   dkm_params_init(p);
   int init = p->init, metric = p->metric, storage = p->storage, strategy = p->strategy;
@@ -462,13 +481,15 @@ static int fill_params(PyObject *d, dkm_params *p) {
       return -1;
     p->balance = b;
   }
-  v = PyDict_GetItemString(d, "tmp_dir");
-  if (v != NULL && v != Py_None) {
-    if (!PyBytes_Check(v)) {
-      PyErr_SetString(PyExc_TypeError, "internal: tmp_dir is passed as bytes");
+  if (get_bytes(d, "tmp_dir", &p->tmp_dir) || get_bytes(d, "checkpoint", &p->checkpoint) ||
+      get_bytes(d, "checkpoint_identity", &p->checkpoint_identity))
+    return -1;
+  v = PyDict_GetItemString(d, "resume");
+  if (v != NULL) {
+    int b = PyObject_IsTrue(v);
+    if (b < 0)
       return -1;
-    }
-    p->tmp_dir = PyBytes_AS_STRING(v);
+    p->resume = b;
   }
   return 0;
 }
