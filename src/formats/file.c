@@ -16,9 +16,12 @@
 /* 64-bit offsets everywhere: files over 4 GiB are the point of streaming. */
 _Static_assert(sizeof(off_t) == 8, "off_t must be 64-bit");
 
-/* Staging buffer size for converted reads. Big enough that a pread costs
- * little per byte, small enough not to matter next to the engine's blocks. */
-#define STAGE_BYTES (size_t)(1u << 20)
+/* Scratch size for converted reads whose stored rows are larger than their
+ * float32 form (f64, and the dimension prefix of .fvecs and one-value
+ * .bvecs), the only ones that cannot be read in place into the caller's
+ * buffer. Small because every open input keeps one: a run over thousands of
+ * shards keeps them all open. 64 KiB still makes a pread cost little per byte. */
+#define SCRATCH_BYTES (size_t)(64u << 10)
 
 void dkm_file_options_init(dkm_file_options *options) {
   if (options == NULL)
@@ -105,10 +108,15 @@ typedef struct strided_source {
   dkm_source base;
   int fd;
   dkm__layout lay;
-  uint64_t row_bytes;   /* prefix + dim * elem */
-  unsigned char *stage; /* NULL when rows are read straight into the caller's
-                           buffer (little-endian f32 without a prefix) */
-  uint64_t stage_rows;
+  uint64_t row_bytes; /* prefix + dim * elem */
+  enum {
+    READ_DIRECT,  /* little-endian f32 without a prefix: as stored */
+    READ_INPLACE, /* stored row no larger than its floats: stored bytes go to
+                     the end of the caller's buffer, converted forward */
+    READ_SCRATCH  /* larger stored rows: through s->scratch, chunk by chunk */
+  } mode;
+  unsigned char *scratch; /* READ_SCRATCH: allocated on first read, kept */
+  uint64_t scratch_rows;
   char name[]; /* the path, copied */
 } strided_source;
 
@@ -141,18 +149,39 @@ static dkm_status strided_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, u
   /* first + count <= rows and rows * row_bytes fits the file, so neither
    * product below can overflow. */
   uint64_t offset = s->lay.data_offset + first * s->row_bytes;
-  if (s->stage == NULL) {
-    dkm_status st =
-        dkm__pread_full(ctx, s->fd, s->name, buf, (size_t)(count * s->row_bytes), offset);
+  size_t stored = (size_t)(count * s->row_bytes);
+  if (s->mode == READ_DIRECT) {
+    dkm_status st = dkm__pread_full(ctx, s->fd, s->name, buf, stored, offset);
+    if (st != DKM_OK)
+      return st;
+  } else if (s->mode == READ_INPLACE) {
+    /* The caller's buffer holds count * dim floats, at least as many bytes
+     * as the stored rows, which go to its end. Converting from the front,
+     * the float of each value lands at or before where that value was
+     * stored (row_bytes <= 4 * dim), so every write only covers stored
+     * bytes already read: the prefix and values of row r start at or after
+     * the end of the floats of rows 0..r-1, and within a row the j-th value
+     * is stored (4 - elem) * (dim - j) bytes or more past its float.
+     * dkm__convert_rows reads each value before writing its float. */
+    unsigned char *at = (unsigned char *)buf + (size_t)(count * self->dim) * sizeof(float) - stored;
+    dkm_status st = dkm__pread_full(ctx, s->fd, s->name, at, stored, offset);
+    if (st == DKM_OK)
+      st = dkm__convert_rows(ctx, s->name, &s->lay, s->row_bytes, at, first, count, buf);
     if (st != DKM_OK)
       return st;
   } else {
+    if (s->scratch == NULL) {
+      s->scratch =
+          dkm__alloc_or_fail(ctx, (size_t)(s->scratch_rows * s->row_bytes), "file read buffer");
+      if (s->scratch == NULL)
+        return DKM_ERR_NOMEM;
+    }
     for (uint64_t done = 0; done < count;) {
-      uint64_t n = DKM__MIN(count - done, s->stage_rows);
-      dkm_status st = dkm__pread_full(ctx, s->fd, s->name, s->stage, (size_t)(n * s->row_bytes),
+      uint64_t n = DKM__MIN(count - done, s->scratch_rows);
+      dkm_status st = dkm__pread_full(ctx, s->fd, s->name, s->scratch, (size_t)(n * s->row_bytes),
                                       offset + done * s->row_bytes);
       if (st == DKM_OK)
-        st = dkm__convert_rows(ctx, s->name, &s->lay, s->row_bytes, s->stage, first + done, n,
+        st = dkm__convert_rows(ctx, s->name, &s->lay, s->row_bytes, s->scratch, first + done, n,
                                buf + done * self->dim);
       if (st != DKM_OK)
         return st;
@@ -177,7 +206,7 @@ static void strided_close(dkm_source *self) {
   strided_source *s = (strided_source *)self;
   dkm_ctx *ctx = self->ctx;
   close(s->fd);
-  dkm__free(ctx, s->stage);
+  dkm__free(ctx, s->scratch);
   dkm__free(ctx, s);
 }
 
@@ -202,19 +231,18 @@ dkm_status dkm__strided_open(dkm_ctx *ctx, const dkm__file *f, const dkm__layout
   s->fd = f->fd;
   s->lay = *layout;
   s->row_bytes = row_bytes;
-  s->stage = NULL;
-  s->stage_rows = 0;
-  bool direct = layout->dtype == DKM_DTYPE_F32 && layout->prefix == 0 && !layout->big_endian;
-  if (!direct) {
-    /* At least one row, at most STAGE_BYTES unless one row is larger. The
-     * dim cap bounds a row to a few MiB. */
-    s->stage_rows = DKM__MAX(1, STAGE_BYTES / row_bytes);
-    s->stage_rows = DKM__MIN(s->stage_rows, layout->rows);
-    s->stage = dkm__alloc_or_fail(ctx, (size_t)(s->stage_rows * row_bytes), "file read buffer");
-    if (s->stage == NULL) {
-      dkm__free(ctx, s);
-      return DKM_ERR_NOMEM;
-    }
+  s->scratch = NULL;
+  s->scratch_rows = 0;
+  if (layout->dtype == DKM_DTYPE_F32 && layout->prefix == 0 && !layout->big_endian) {
+    s->mode = READ_DIRECT;
+  } else if (row_bytes <= (uint64_t)layout->dim * sizeof(float)) {
+    s->mode = READ_INPLACE;
+  } else {
+    /* At least one row, at most SCRATCH_BYTES unless one row is larger. The
+     * dim cap bounds a row to a few MiB. Nothing is allocated until the
+     * first read. */
+    s->mode = READ_SCRATCH;
+    s->scratch_rows = DKM__MIN(DKM__MAX(1, SCRATCH_BYTES / row_bytes), layout->rows);
   }
   *out = &s->base;
   return DKM_OK;

@@ -74,7 +74,8 @@ void dkm__convert_to_f32(dkm_dtype dtype, const void *src, size_t count, float *
   const unsigned char *p = src;
   switch (dtype) {
   case DKM_DTYPE_F32:
-    memcpy(out, src, count * sizeof(float));
+    /* memmove: a file's big-endian float32 rows are converted in place. */
+    memmove(out, src, count * sizeof(float));
     break;
   case DKM_DTYPE_F16:
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -7,7 +7,12 @@
 #include "internal.h"
 
 /* Converts count elements of dtype at src (any alignment, little-endian as
- * stored on this machine) to float32 at out. F64 rounds to nearest. */
+ * stored on this machine) to float32 at out. F64 rounds to nearest. src and
+ * out may overlap if every element is stored at or after its float (element
+ * k at src + k * size >= out + 4 * k): elements are converted front to back,
+ * each (each group of 8, in the F16C path) read before its floats are
+ * written, so no write reaches an element not yet read. The in-place file
+ * reads (formats/file.c) rely on this. */
 void dkm__convert_to_f32(dkm_dtype dtype, const void *src, size_t count, float *out);
 
 /* IEEE binary16 -> float32, exact (every half is a float). */

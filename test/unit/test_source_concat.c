@@ -7,6 +7,7 @@
  * trains and assigns exactly as one source holding the same rows.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -459,6 +460,150 @@ static void a_bad_row_is_named_by_its_part(void **state) {
   dkm_ctx_free(ctx);
 }
 
+/* --- open file parts -------------------------------------------------------- */
+
+/* A half's value, decoded here independently of the library. */
+static float half_value(uint16_t h) {
+  int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  double v = exp == 0 ? ldexp(mant, -24) : ldexp(1024 + mant, exp - 25);
+  return (float)((h & 0x8000) ? -v : v);
+}
+
+/* Writes a .npy file of rows x dim values of type descr (data: rows * dim
+ * values of size elem). */
+static void write_npy(const char *path, const char *descr, const void *data, uint64_t rows,
+                      uint32_t dim, size_t elem) {
+  char dict[128];
+  int len =
+      snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%llu, %u), }",
+               descr, (unsigned long long)rows, dim);
+  size_t total = (10 + (size_t)len + 1 + 63) / 64 * 64;
+  unsigned char head[192];
+  assert_true(total <= sizeof head);
+  memcpy(head, "\x93NUMPY\x01\x00", 8);
+  head[8] = (unsigned char)((total - 10) & 0xff);
+  head[9] = (unsigned char)((total - 10) >> 8);
+  memcpy(head + 10, dict, (size_t)len);
+  memset(head + 10 + len, ' ', total - 10 - (size_t)len - 1);
+  head[total - 1] = '\n';
+  FILE *fp = fopen(path, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(head, 1, total, fp), total);
+  assert_int_equal(fwrite(data, elem, (size_t)(rows * dim), fp), rows * dim);
+  assert_int_equal(fclose(fp), 0);
+}
+
+/* 64 open file parts whose rows are not plain float32 (u8, f16 and f64
+ * .npy, .bvecs; each part stores well over 128 KiB) hold far less than a
+ * read buffer of that size each, before and after reads, and every read
+ * (ranges of odd sizes, across parts, into a buffer of exactly the rows
+ * asked for) gives the float32 values of the rows bit for bit. */
+static void open_file_parts_hold_no_read_buffer_each(void **state) {
+  (void)state;
+  enum { PARTS = 64, DIM = 37 };
+  char *dir = dkm_test_mkdtemp("concat-shards");
+  uint64_t rows_of[PARTS], total = 0;
+  for (int i = 0; i < PARTS; i++) {
+    /* ~160 KiB stored per part: u8, f16, f64, bvecs in turn. */
+    static const uint64_t base[4] = {4500, 2250, 560, 4100};
+    rows_of[i] = base[i % 4] + (uint64_t)i;
+    total += rows_of[i];
+  }
+  float *want = malloc(sizeof(float) * total * DIM);
+  assert_non_null(want);
+  uint64_t seed = 12, at = 0;
+  char paths[PARTS][512];
+  for (int i = 0; i < PARTS; i++) {
+    size_t n = (size_t)rows_of[i] * DIM;
+    float *w = want + at * DIM;
+    int kind = i % 4;
+    snprintf(paths[i], sizeof paths[i], "%s/part%02d.%s", dir, i, kind == 3 ? "bvecs" : "npy");
+    if (kind == 0 || kind == 3) {
+      uint8_t *u = malloc(n);
+      for (size_t e = 0; e < n; e++) {
+        u[e] = (uint8_t)dkm_test_rand(&seed);
+        w[e] = (float)u[e];
+      }
+      if (kind == 0) {
+        write_npy(paths[i], "|u1", u, rows_of[i], DIM, 1);
+      } else {
+        FILE *fp = fopen(paths[i], "wb");
+        assert_non_null(fp);
+        for (uint64_t r = 0; r < rows_of[i]; r++) {
+          const unsigned char d[4] = {DIM, 0, 0, 0};
+          assert_int_equal(fwrite(d, 1, 4, fp), 4);
+          assert_int_equal(fwrite(u + r * DIM, 1, DIM, fp), DIM);
+        }
+        assert_int_equal(fclose(fp), 0);
+      }
+      free(u);
+    } else if (kind == 1) {
+      uint16_t *h = malloc(2 * n);
+      for (size_t e = 0; e < n; e++) {
+        uint16_t v = (uint16_t)dkm_test_rand(&seed);
+        if (((v >> 10) & 0x1f) == 0x1f)
+          v &= 0xbfff; /* no infinity or NaN; subnormals kept */
+        h[e] = v;
+        w[e] = half_value(v);
+      }
+      write_npy(paths[i], "<f2", h, rows_of[i], DIM, 2);
+      free(h);
+    } else {
+      double *f = malloc(8 * n);
+      for (size_t e = 0; e < n; e++) {
+        f[e] = dkm_test_normal(&seed) * 1000.0;
+        w[e] = (float)f[e];
+      }
+      write_npy(paths[i], "<f8", f, rows_of[i], DIM, 8);
+      free(f);
+    }
+    at += rows_of[i];
+  }
+
+  dkm_test_alloc a = {0};
+  dkm_ctx *ctx = dkm_test_ctx(&a);
+  long long before = a.bytes;
+  dkm_source *parts[PARTS];
+  for (int i = 0; i < PARTS; i++)
+    assert_int_equal(dkm_source_open_file(ctx, paths[i], NULL, &parts[i]), DKM_OK);
+  dkm_source *src;
+  assert_int_equal(dkm_source_concat(ctx, parts, PARTS, &src), DKM_OK);
+  assert_int_equal(src->rows, total);
+  assert_true((a.bytes - before) / PARTS < 128 * 1024);
+
+  /* Every row once, in reads of 3001 rows (odd, across parts), then ranges
+   * of random odd sizes anywhere. */
+  uint64_t step = 3001;
+  for (int round = 0; round < 2; round++) {
+    for (uint64_t first = 0, k = 0; first < total; k++) {
+      uint64_t count =
+          round == 0 ? DKM__MIN(step, total - first) : 1 + 2 * (dkm_test_rand(&seed) % 4000);
+      if (round == 1) {
+        if (k == 40)
+          break;
+        first = dkm_test_rand(&seed) % total;
+        count = DKM__MIN(count, total - first);
+      }
+      float *buf = malloc(sizeof(float) * count * DIM); /* exactly: ASan sees any overrun */
+      const float *rows = NULL;
+      dkm_status st = dkm_source_read(ctx, src, first, count, buf, &rows);
+      if (st != DKM_OK)
+        fail_msg("%s", dkm_ctx_errmsg(ctx));
+      assert_memory_equal(rows, want + first * DIM, sizeof(float) * count * DIM);
+      free(buf);
+      if (round == 0)
+        first += count;
+    }
+  }
+  assert_true((a.bytes - before) / PARTS < 128 * 1024);
+  dkm_source_close(src);
+  dkm_ctx_free(ctx);
+  assert_int_equal(a.live, 0);
+  free(want);
+  dkm_test_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_range_reads_the_rows_of_the_whole),
@@ -469,6 +614,7 @@ int main(void) {
       cmocka_unit_test(any_failed_allocation_leaks_nothing),
       cmocka_unit_test(training_on_parts_equals_training_on_the_whole),
       cmocka_unit_test(a_bad_row_is_named_by_its_part),
+      cmocka_unit_test(open_file_parts_hold_no_read_buffer_each),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
