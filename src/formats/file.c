@@ -362,8 +362,7 @@ static dkm_status open_detected(dkm_ctx *ctx, const dkm__file *f, const dkm_file
   if (opt->dataset != NULL && format != DKM_FORMAT_HDF5)
     return dkm__error(ctx, DKM_ERR_PARAM,
                       "%s: a dataset (%s) was given, but this is a%s %s file, not HDF5", f->path,
-                      opt->dataset, format == DKM_FORMAT_IDX ? "n" : "",
-                      dkm_format_name(format));
+                      opt->dataset, format == DKM_FORMAT_IDX ? "n" : "", dkm_format_name(format));
   if (format == DKM_FORMAT_HDF5 && f->head != NULL)
     /* HDF5 compresses inside the file, chunk by chunk; libhdf5 reads it at
      * offsets, which a gzip stream cannot give. */
@@ -395,8 +394,8 @@ static dkm_status open_detected(dkm_ctx *ctx, const dkm__file *f, const dkm_file
  * rows are then read from the copy exactly as from a file holding the same
  * bytes: the engine needs the row count before it draws the sample, and
  * reads the rows again to label them, neither of which a stream allows. */
-static dkm_status keep_stream(dkm_ctx *ctx, int in, const char *path, const char *dir,
-                              int *out_fd, uint64_t *out_size) {
+static dkm_status keep_stream(dkm_ctx *ctx, int in, const char *path, const char *dir, int *out_fd,
+                              uint64_t *out_size) {
   enum { PIECE = 1 << 20 };
   char tmp[128];
   int err = 0;
@@ -434,10 +433,10 @@ static dkm_status keep_stream(dkm_ctx *ctx, int in, const char *path, const char
         continue;
       if (put < 0) {
         int e = errno;
-        st = dkm__error(ctx, e == ENOSPC || e == EDQUOT || e == EFBIG ? DKM_ERR_NOSPACE : DKM_ERR_IO,
-                        "%s: keeping the stream's bytes in %s failed after %llu bytes: %s", path,
-                        dir, (unsigned long long)(size + (uint64_t)done),
-                        strerror_r(e, tmp, sizeof tmp));
+        st = dkm__error(
+            ctx, e == ENOSPC || e == EDQUOT || e == EFBIG ? DKM_ERR_NOSPACE : DKM_ERR_IO,
+            "%s: keeping the stream's bytes in %s failed after %llu bytes: %s", path, dir,
+            (unsigned long long)(size + (uint64_t)done), strerror_r(e, tmp, sizeof tmp));
         break;
       }
       done += put;
@@ -498,8 +497,7 @@ static dkm_status look_for_gzip(dkm_ctx *ctx, dkm__file *f, unsigned char **head
     return DKM_ERR_NOMEM;
   size_t head_len = 0;
   uint64_t total = 0;
-  dkm_status st =
-      dkm__gzip_scan(ctx, f->fd, f->path, h, DKM__GZIP_HEAD_BYTES, &head_len, &total);
+  dkm_status st = dkm__gzip_scan(ctx, f->fd, f->path, h, DKM__GZIP_HEAD_BYTES, &head_len, &total);
   if (st == DKM_OK && total == 0)
     st = dkm__error(ctx, DKM_ERR_FORMAT, "%s: empty file (the gzip data decompresses to nothing)",
                     f->path);

@@ -96,8 +96,7 @@ dkm_status dkm__open_vecs(dkm_ctx *ctx, const dkm__file *f, dkm_format format, d
 dkm_status dkm__open_raw(dkm_ctx *ctx, const dkm__file *f, uint32_t dim, dkm_dtype dtype,
                          dkm_source **out);
 dkm_status dkm__open_idx(dkm_ctx *ctx, const dkm__file *f, dkm_source **out);
-dkm_status dkm__open_hdf5(dkm_ctx *ctx, const dkm__file *f, const char *dataset,
-                          dkm_source **out);
+dkm_status dkm__open_hdf5(dkm_ctx *ctx, const dkm__file *f, const char *dataset, dkm_source **out);
 
 /* True when head (the first n bytes of a file of file_size bytes) is an IDX
  * header whose shape accounts for exactly the whole file. Used by

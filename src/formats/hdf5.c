@@ -112,8 +112,7 @@ static void census_add(h5_census *c, const char *name, int ndims) {
     snprintf(c->only_2d, sizeof c->only_2d, "/%s", name);
   if (c->datasets++ < H5_LIST_MAX) {
     size_t len = strlen(c->list);
-    snprintf(c->list + len, sizeof c->list - len, "%s/%s (%d-D)", len > 0 ? ", " : "", name,
-             ndims);
+    snprintf(c->list + len, sizeof c->list - len, "%s/%s (%d-D)", len > 0 ? ", " : "", name, ndims);
   }
 }
 
@@ -193,8 +192,9 @@ static dkm_status choose_dataset(dkm_ctx *ctx, const char *path, hid_t file, con
     return DKM_OK;
   }
   if (c.two_d == 0)
-    return dkm__error(ctx, DKM_ERR_FORMAT, "%s: no 2-D dataset (rows x dim) in the file (datasets: %s)",
-                      path, c.datasets > 0 ? c.list : "none");
+    return dkm__error(ctx, DKM_ERR_FORMAT,
+                      "%s: no 2-D dataset (rows x dim) in the file (datasets: %s)", path,
+                      c.datasets > 0 ? c.list : "none");
   return dkm__error(ctx, DKM_ERR_FORMAT,
                     "%s: no dataset 'train' and %u 2-D datasets; choose one (the dataset option, "
                     "e.g. --dataset): %s",
@@ -209,8 +209,7 @@ static hid_t half_type(void) {
   hid_t t = H5Tcopy(H5T_IEEE_F32LE);
   if (t < 0)
     return t;
-  if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
-      H5Tset_ebias(t, 15) < 0) {
+  if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, 15) < 0) {
     H5Tclose(t);
     return -1;
   }
@@ -255,9 +254,9 @@ static dkm_status element_type(dkm_ctx *ctx, const char *path, const char *name,
     *mem = sign ? H5T_STD_I8LE : H5T_STD_U8LE;
     return DKM_OK;
   }
-  const char *what = cls == H5T_INTEGER  ? "integers"
-                     : cls == H5T_FLOAT  ? "floats"
-                     : cls == H5T_STRING ? "strings"
+  const char *what = cls == H5T_INTEGER    ? "integers"
+                     : cls == H5T_FLOAT    ? "floats"
+                     : cls == H5T_STRING   ? "strings"
                      : cls == H5T_COMPOUND ? "compound values"
                      : cls == H5T_ENUM     ? "enum values"
                                            : "values of an unsupported class";
@@ -287,8 +286,8 @@ typedef struct h5_source {
 static dkm_status h5_rows(dkm_ctx *ctx, h5_source *s, uint64_t first, uint64_t n, void *dst) {
   hsize_t start[2] = {first, 0}, count[2] = {n, s->base.dim};
   hid_t mspace = H5Screate_simple(2, count, NULL);
-  herr_t e = mspace < 0 ? -1
-                        : H5Sselect_hyperslab(s->fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+  herr_t e =
+      mspace < 0 ? -1 : H5Sselect_hyperslab(s->fspace, H5S_SELECT_SET, start, NULL, count, NULL);
   if (e >= 0)
     e = H5Dread(s->dset, s->mem, mspace, s->fspace, H5P_DEFAULT, dst);
   if (mspace >= 0)
@@ -315,8 +314,7 @@ static dkm_status h5_read(dkm_source *self, dkm_ctx *ctx, uint64_t first, uint64
       uint64_t n = DKM__MIN(count - done, s->stage_rows);
       st = h5_rows(ctx, s, first + done, n, s->stage);
       if (st == DKM_OK)
-        dkm__convert_to_f32(self->dtype, s->stage, (size_t)(n * self->dim),
-                            buf + done * self->dim);
+        dkm__convert_to_f32(self->dtype, s->stage, (size_t)(n * self->dim), buf + done * self->dim);
       done += n;
     }
   }
@@ -347,8 +345,7 @@ static void h5_close(dkm_source *self) {
   h5_leave(&q);
 }
 
-static const dkm_source_methods h5_methods = {DKM_SOURCE_METHODS_VERSION, h5_read, NULL,
-                                              h5_close};
+static const dkm_source_methods h5_methods = {DKM_SOURCE_METHODS_VERSION, h5_read, NULL, h5_close};
 
 /* A stream's copy has no name, and libhdf5 insists on resolving the path
  * it opens (/proc/self/fd/N of a nameless file leads nowhere): the copy is
@@ -410,9 +407,8 @@ static hid_t open_dataset(hid_t file, const char *name) {
   hid_t dcpl = H5Dget_create_plist(dset);
   hid_t type = H5Dget_type(dset);
   hsize_t chunk[H5S_MAX_RANK];
-  int rank = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED
-                 ? H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk)
-                 : 0;
+  int rank =
+      dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED ? H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk) : 0;
   uint64_t bytes = type >= 0 ? H5Tget_size(type) : 0;
   for (int i = 0; i < rank; i++)
     bytes = chunk[i] != 0 && bytes <= H5_CACHE_MAX / chunk[i] ? bytes * chunk[i] : H5_CACHE_MAX;
@@ -435,8 +431,7 @@ static hid_t open_dataset(hid_t file, const char *name) {
 }
 
 /* The open, with the lock held. */
-static dkm_status open_locked(dkm_ctx *ctx, const dkm__file *f, const char *wanted,
-                              h5_source *s) {
+static dkm_status open_locked(dkm_ctx *ctx, const dkm__file *f, const char *wanted, h5_source *s) {
   char why[256];
   s->file = open_file(f, why);
   if (s->file < 0)
@@ -482,8 +477,8 @@ static dkm_status open_locked(dkm_ctx *ctx, const dkm__file *f, const char *want
   H5Tclose(stored);
   if (st != DKM_OK)
     return st;
-  dkm__source_init(&s->base, &h5_methods, ctx, dims[0], (uint32_t)dims[1], dtype,
-                   DKM_FORMAT_HDF5, s->name);
+  dkm__source_init(&s->base, &h5_methods, ctx, dims[0], (uint32_t)dims[1], dtype, DKM_FORMAT_HDF5,
+                   s->name);
   s->base.bytes = f->stored;
   if (dtype != DKM_DTYPE_F32) {
     uint64_t row_bytes = dims[1] * dkm_dtype_size(dtype);
@@ -495,8 +490,7 @@ static dkm_status open_locked(dkm_ctx *ctx, const dkm__file *f, const char *want
   return DKM_OK;
 }
 
-dkm_status dkm__open_hdf5(dkm_ctx *ctx, const dkm__file *f, const char *dataset,
-                          dkm_source **out) {
+dkm_status dkm__open_hdf5(dkm_ctx *ctx, const dkm__file *f, const char *dataset, dkm_source **out) {
   size_t name_len = strlen(f->path) + 1;
   h5_source *s = dkm__alloc_or_fail(ctx, sizeof *s + name_len, "HDF5 source");
   if (s == NULL)

@@ -95,7 +95,7 @@ bool dkm__idx_sniff(const unsigned char *head, size_t n, uint64_t file_size) {
       idx_check_dims(NULL, "", head + 4, &h) != DKM_OK)
     return false;
   if (file_size == UINT64_MAX)
-    return true; /* the header alone */
+    return true;                                            /* the header alone */
   uint64_t data = h.rows * h.dim * dkm_dtype_size(h.dtype); /* < 2^32 * 2^20 * 8 */
   return file_size >= h.header_bytes && file_size - h.header_bytes == data;
 }

@@ -35,8 +35,8 @@ static unsigned char *gzip_of(const uint8_t *data, size_t size, size_t *out_size
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static const char *const suffixes[8] = {".fvecs.gz", ".bvecs.gz", ".npy.gz",   ".raw.gz",
-                                          "-idx3-ubyte.gz", ".gz",   ".bin.gz", ".h5.gz"};
+  static const char *const suffixes[8] = {".fvecs.gz",      ".bvecs.gz", ".npy.gz", ".raw.gz",
+                                          "-idx3-ubyte.gz", ".gz",       ".bin.gz", ".h5.gz"};
   if (size < 1 || size > (1u << 20))
     return 0;
   unsigned mode = data[0];

@@ -114,9 +114,8 @@ static void every_type_and_layout_reads_the_values(void **state) {
   struct {
     const char *name;
     dkm_dtype dtype;
-  } cases[] = {{NULL, DKM_DTYPE_F32},         {"f32be_chunked", DKM_DTYPE_F32},
-               {"f64", DKM_DTYPE_F64},        {"f16", DKM_DTYPE_F16},
-               {"f16be_chunked", DKM_DTYPE_F16}, {"u8", DKM_DTYPE_U8},
+  } cases[] = {{NULL, DKM_DTYPE_F32},      {"f32be_chunked", DKM_DTYPE_F32}, {"f64", DKM_DTYPE_F64},
+               {"f16", DKM_DTYPE_F16},     {"f16be_chunked", DKM_DTYPE_F16}, {"u8", DKM_DTYPE_U8},
                {"/group/i8", DKM_DTYPE_I8}};
   float *want_i8 = malloc(ROWS * DIM * sizeof(float));
   for (int i = 0; i < ROWS * DIM; i++)

@@ -41,8 +41,8 @@ static void make_images(const float *values, images *im) {
   im->size[1] = ROWS * (4 + DIM);
   unsigned char npyh[128];
   char dict[128];
-  snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
-           ROWS, DIM);
+  snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", ROWS,
+           DIM);
   size_t h = tf_npy_header(npyh, sizeof npyh, 1, dict);
   im->size[2] = h + ROWS * DIM * 4;
   im->size[3] = ROWS * DIM * 4;
